@@ -1,0 +1,42 @@
+# cvatbench — see README.md.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
+DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+BIN      := bin/cvatbench
+PYTHON   ?= .venv/bin/python
+
+.PHONY: build run test gotest conformance bench lint fuzz soak clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cvatbench
+
+# The main job: every strategy against the embedded CVAT 2.73 emulator.
+run: build
+	./$(BIN) run
+
+test: build lint gotest
+
+gotest:
+	$(GO) test -race -count=1 -timeout 6m ./...
+
+conformance: build
+	@if [ -x "$(PYTHON)" ]; then \
+		CVATBENCH_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -q conformance; \
+	elif [ -n "$$CI" ]; then \
+		echo "conformance: $(PYTHON) missing; run .ci/run or: python3 -m venv .venv && .venv/bin/pip install -r conformance/requirements.txt" >&2; exit 1; \
+	else \
+		echo "conformance: SKIPPED, $(PYTHON) missing (python3 -m venv .venv && .venv/bin/pip install -r conformance/requirements.txt)"; \
+	fi
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; find . -name '*.go' -not -path './.venv/*' | sed 's|^\./||') | sort -u); \
+	if [ -n "$$out" ]; then echo "gofmt needed: $$out" >&2; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

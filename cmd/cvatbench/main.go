@@ -1,0 +1,83 @@
+// Command cvatbench measures how long CVAT takes from "create a task" until
+// its job IDs are known, under several wait strategies.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Set by the Makefile through -ldflags; -X works only on package-level string variables.
+var version, commit, date = "dev", "none", "unknown"
+
+// Exit codes, documented in the README.
+const (
+	exitOK        = 0
+	exitRuntime   = 1
+	exitUsage     = 2
+	exitThreshold = 4 // not 3: urfave/cli v2 uses 3 for "No help topic"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// buildInfo returns version and commit, falling back to the module's build
+// information while the -ldflags values are still at their defaults.
+func buildInfo() (ver, rev string) {
+	ver, rev = version, commit
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if ver == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			ver = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && rev == "none" {
+				rev = s.Value
+			}
+		}
+	}
+	return ver, rev
+}
+
+// usageError marks an error as bad input (exit code 2).
+func usageError(format string, args ...any) error {
+	return cli.Exit(fmt.Sprintf(format, args...), exitUsage)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	ver, rev := buildInfo()
+	app := &cli.App{
+		Name:           "cvatbench",
+		Usage:          "time CVAT task creation until job IDs are known, per wait strategy",
+		Version:        fmt.Sprintf("%s (commit %s, built %s)", ver, rev, date),
+		Writer:         stdout,
+		ErrWriter:      stderr,
+		ExitErrHandler: func(*cli.Context, error) {}, // never os.Exit inside Run
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return cli.Exit(err.Error(), exitUsage)
+		},
+		Commands: commands(),
+	}
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(stderr, "cvatbench:", msg)
+	}
+	if ec := cli.ExitCoder(nil); errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	return exitRuntime
+}
