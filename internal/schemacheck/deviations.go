@@ -48,10 +48,18 @@ func normalizePath(u *url.URL) {
 }
 
 // normalizeQuery drops `page_size=all`: CVAT's pagination accepts `all` for "unlimited" while the schema says
-// integer (API.md §1.3, CustomPagination). Other non-integers stay and are flagged.
-func normalizeQuery(u *url.URL) {
+// integer (API.md §1.3, CustomPagination). Other values stay and are flagged, except when checking a server
+// (lenientPageSize): CVAT answers 0, negative and non-numeric page sizes with the default page of 10, so
+// accepting them is correct server behaviour although a client must not send them.
+func normalizeQuery(u *url.URL, lenientPageSize bool) {
 	q := u.Query()
-	if vals, ok := q["page_size"]; ok && len(vals) == 1 && vals[0] == "all" {
+	vals, ok := q["page_size"]
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(vals[0])
+	valid := len(vals) == 1 && err == nil && n > 0
+	if (len(vals) == 1 && vals[0] == "all") || (lenientPageSize && !valid) {
 		q.Del("page_size")
 		u.RawQuery = q.Encode()
 	}
@@ -227,15 +235,17 @@ func allowedResponse(route *routers.Route, r *http.Request, status int, h http.H
 }
 
 // errorStatuses are the error statuses Django/DRF produce on any endpoint although the schema documents them
-// for almost none (API.md §1.4, §1.2 for 406, §7.2 for 429, §6.1 for 503). 500 is deliberately absent: it is
-// always a bug.
-var errorStatuses = map[int]bool{400: true, 401: true, 403: true, 404: true, 405: true, 406: true, 409: true, 415: true, 429: true, 503: true}
+// for almost none (API.md §1.4, §1.2 for 406 and 415, §7.2 for 429, §6.1 for 503). 500 is deliberately
+// absent: it is always a bug. So is 405 on a method the schema defines: real CVAT implements it, so a 405
+// means the server lacks the endpoint (allowedUnrouted admits 405 for methods the schema lacks).
+var errorStatuses = map[int]bool{400: true, 401: true, 403: true, 404: true, 406: true, 409: true, 415: true, 429: true, 503: true}
 
 // checkErrorBody checks an undocumented error answer against the shapes of API.md §1.4: JSON, with
 // {"detail": "..."} for everything but 400 (a list, an object of field errors or a JSON string) and 503
-// (a JSON string); 401 also carries WWW-Authenticate (API.md §2.2).
+// (a JSON string); 401 also carries WWW-Authenticate (API.md §2.2). routed is false for requests the schema
+// has no operation for.
 func checkErrorBody(status int, h http.Header, body []byte, routed bool) error {
-	if !errorStatuses[status] {
+	if !errorStatuses[status] && (routed || status != http.StatusMethodNotAllowed) {
 		return fmt.Errorf("status %d is neither documented nor a CVAT error status", status)
 	}
 	if status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {

@@ -126,7 +126,13 @@ func bufferRequestBody(req *http.Request) ([]byte, *http.Request, error) {
 func (v *Validator) checkExchange(r *http.Request, reqBody []byte, status int, h http.Header, respBody []byte, strictRequests bool) []error {
 	var errs []error
 	respErr := v.CheckResponse(r, status, h, respBody)
-	if reqErr := v.CheckRequest(r, reqBody); reqErr != nil {
+	var reqErr error
+	if !skipPath(r.URL) {
+		if err := v.checkRequest(r, reqBody, !strictRequests); err != nil {
+			reqErr = fmt.Errorf("%s %s: request: %w", r.Method, r.URL.EscapedPath(), err)
+		}
+	}
+	if reqErr != nil {
 		switch {
 		case isRouteError(reqErr) && respErr == nil && status >= 400:
 			// Unknown URL or method, answered the way Django does (allowedUnrouted).

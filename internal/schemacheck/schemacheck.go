@@ -169,17 +169,18 @@ func (v *Validator) CheckRequest(r *http.Request, body []byte) error {
 	if skipPath(r.URL) {
 		return nil
 	}
-	if err := v.checkRequest(r, body); err != nil {
+	if err := v.checkRequest(r, body, false); err != nil {
 		return fmt.Errorf("%s %s: request: %w", r.Method, r.URL.EscapedPath(), err)
 	}
 	return nil
 }
 
-func (v *Validator) checkRequest(r *http.Request, body []byte) error {
+// checkRequest checks r; server relaxes the rules where CVAT accepts what the schema forbids (normalizeQuery).
+func (v *Validator) checkRequest(r *http.Request, body []byte, server bool) error {
 	if ok, err := checkTUSRequest(r); ok {
 		return err
 	}
-	nr := normalizeRequest(r, body)
+	nr := normalizeRequest(r, body, server)
 	route, params, err := v.router.FindRoute(nr)
 	if err != nil {
 		return fmt.Errorf("route: %w", err)
@@ -216,7 +217,7 @@ func (v *Validator) checkResponse(r *http.Request, status int, h http.Header, bo
 	if ok, err := checkTUSResponse(r, status, h); ok {
 		return err
 	}
-	nr := normalizeRequest(r, nil)
+	nr := normalizeRequest(r, nil, true)
 	route, params, err := v.router.FindRoute(nr)
 	if err != nil {
 		if ok, derr := allowedUnrouted(err, status, h, body); ok {
@@ -239,7 +240,7 @@ func (v *Validator) checkResponse(r *http.Request, status int, h http.Header, bo
 
 // normalizeRequest returns a copy of r with the documented deviations undone (see deviations.go) and body as
 // its body, so that the filter sees what the schema describes.
-func normalizeRequest(r *http.Request, body []byte) *http.Request {
+func normalizeRequest(r *http.Request, body []byte, server bool) *http.Request {
 	nr := r.Clone(context.Background())
 	nr.Body = io.NopCloser(bytes.NewReader(body))
 	nr.ContentLength = int64(len(body))
@@ -250,7 +251,7 @@ func normalizeRequest(r *http.Request, body []byte) *http.Request {
 		nr.URL.Host = r.Host // server side: route on the Host header like the client did
 	}
 	normalizePath(nr.URL)
-	normalizeQuery(nr.URL)
+	normalizeQuery(nr.URL, server)
 	normalizeHeaders(nr.Header)
 	return nr
 }

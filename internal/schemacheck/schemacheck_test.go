@@ -158,6 +158,8 @@ func TestCheckResponse(t *testing.T) {
 		{"406 accept", newReq(t, "GET", "/api/server/about", "Accept", "application/json"), 406, hdr(cvatCT...), `{"detail":"Could not satisfy the request Accept header."}`, ""},
 		{"400 field errors", newReq(t, "POST", "/api/tasks"), 400, hdr(cvatCT...), `{"name":["This field is required."]}`, ""},
 		{"400 list", newReq(t, "POST", "/api/tasks/1/data/", "Upload-Finish", ""), 400, hdr(cvatCT...), `["Adding more data is not supported"]`, ""},
+		{"405 on a documented method", newReq(t, "GET", "/api/auth/access_tokens"), 405, hdr(cvatCT...), `{"detail":"Method \"GET\" not allowed."}`, "405"},
+		{"405 on an undocumented method", newReq(t, "PUT", "/api/server/about"), 405, hdr(cvatCT...), `{"detail":"Method \"PUT\" not allowed."}`, ""},
 		{"500 is a bug", newReq(t, "GET", "/api/tasks/42"), 500, hdr(cvatCT...), `{"detail":"boom"}`, "500"},
 		{"unknown url html 404", newReq(t, "GET", "/api/tasks/"), 404, hdr("Content-Type", "text/html"), "<h1>Not Found</h1>", ""},
 		{"unknown url 200", newReq(t, "GET", "/api/nothing"), 200, hdr(cvatCT...), `{}`, "no matching operation"},
@@ -345,6 +347,8 @@ func TestMiddlewareAndTransport(t *testing.T) {
 			"GET /api/server/about: response 200", "GET /api/server/about: response 200"},
 		{"task missing jobs", fixed(200, ct, withoutKey(t, taskRead, "jobs")), "GET", "/api/tasks/42", "", "jobs", "jobs"},
 		{"invalid query accepted", fixed(200, ct, `{"count":0,"next":null,"previous":null,"results":[]}`), "GET", "/api/jobs?page=abc", "", "request", "request"},
+		// CVAT answers a bad page_size with the default page (API.md §1.3): fine for a server, not for a client.
+		{"bad page_size falls back", fixed(200, ct, `{"count":0,"next":null,"previous":null,"results":[]}`), "GET", "/api/jobs?page_size=ten", "", "", "page_size"},
 		// The server rejecting an invalid request is right; the client sending it is not.
 		{"invalid query rejected", fixed(404, ct, `{"detail":"Invalid page."}`), "GET", "/api/jobs?page=abc", "", "", "request"},
 		{"unknown url html 404", fixed(404, "text/html", "<h1>Not Found</h1>"), "GET", "/api/tasks/", "", "", ""},

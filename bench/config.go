@@ -1,0 +1,308 @@
+// Package bench runs the cvatbench workload: it creates CVAT tasks, attaches images, lets a wait strategy find
+// the job IDs, and records one TrialRecord per task plus HdrHistograms per strategy.
+//
+// The package knows nothing about flags or terminals beyond an optional progress writer: cmd/cvatbench turns
+// flags into a Config, and report renders what the runner wrote to disk.
+package bench
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cvatbench/cvatbench/strategies"
+)
+
+// Defaults shared by the library and the CLI flags, so --help and Config agree. They are chosen so that
+// `cvatbench run` with every strategy on the emulator's cvat-default profile ends within about 3 minutes on
+// 2 cores: the emulator has 2 import workers, so more than about 3 concurrent trials only queue.
+const (
+	DefaultTasksPerStrategy = 8
+	DefaultConcurrency      = 3
+	DefaultImages           = 10
+	DefaultImageSize        = "640x480"
+	DefaultImageFormat      = "jpeg"
+	DefaultImageQuality     = 70 // the CLI's and SDK's default (API.md §10.2)
+	DefaultSegmentSize      = 5
+	DefaultSeed             = 1
+	DefaultTimeout          = 2 * time.Minute
+	DefaultUploadMode       = "sdk"
+	DefaultOutDir           = "results"
+)
+
+// MaxTimeout is the largest per-trial timeout: NewHistogram tracks values up to 30 minutes, so a longer
+// timeout could produce latencies the histogram cannot hold.
+const MaxTimeout = 30 * time.Minute
+
+// Image formats and upload modes accepted by Config.
+var (
+	ImageFormats = []string{"jpeg", "png"}
+	UploadModes  = []string{"single", "sdk", "tus"}
+)
+
+// Config is everything that defines a run. It is plain data, echoed into meta.json; what cannot be written to
+// a file (clients, clocks, observers) is passed as an Option.
+type Config struct {
+	Strategies       []string      // names from strategies.Names(), each once
+	TasksPerStrategy int           // trials per strategy and image quality
+	Concurrency      int           // closed loop: this many workers; exclusive with Rate
+	Rate             float64       // open loop: trials started per second; exclusive with Concurrency
+	Images           int           // images per task; with ImagesDir, 0 means every image in the directory
+	ImageSize        string        // "WxH" of generated images, e.g. "640x480"
+	ImageFormat      string        // "jpeg" or "png" for generated images
+	ImagesDir        string        // read images from here (sorted by name) instead of generating them
+	ImageQualities   []int         // image_quality values, 1..100; more than one makes a sweep
+	SegmentSize      int           // frames per job; 0 = one job per task
+	Seed             int64         // seeds the schedule, the generated images and strategy jitter
+	Timeout          time.Duration // per trial: task creation, upload and wait together
+	UploadMode       string        // "single", "sdk" or "tus"
+	Org              string        // organization slug, "" for the personal sandbox
+	Target           string        // CVAT URL without credentials, or "" for the embedded emulator
+	SimProfile       string        // emulator profile when Target is ""
+	OutDir           string        // results go to OutDir/<run-id>/
+
+	// Strategy knobs, passed to strategies.New.
+	PollInterval   time.Duration
+	SDKPeriod      time.Duration
+	CLIPeriod      time.Duration
+	BackoffInitial time.Duration
+	BackoffMax     time.Duration
+	BackoffFactor  float64
+	BackoffJitter  float64
+	SafetyPoll     time.Duration
+	WebhookListen  string // address the webhook receiver listens on
+	WebhookURL     string // URL CVAT delivers to, if it differs from the listen address
+}
+
+// DefaultConfig returns the configuration `cvatbench run` uses without flags: every registered strategy on the
+// embedded emulator.
+func DefaultConfig() Config {
+	p := strategies.DefaultParams()
+	return Config{
+		Strategies:       strategies.Names(),
+		TasksPerStrategy: DefaultTasksPerStrategy,
+		Concurrency:      DefaultConcurrency,
+		Images:           DefaultImages,
+		ImageSize:        DefaultImageSize,
+		ImageFormat:      DefaultImageFormat,
+		ImageQualities:   []int{DefaultImageQuality},
+		SegmentSize:      DefaultSegmentSize,
+		Seed:             DefaultSeed,
+		Timeout:          DefaultTimeout,
+		UploadMode:       DefaultUploadMode,
+		SimProfile:       "cvat-default",
+		OutDir:           DefaultOutDir,
+		PollInterval:     p.PollInterval,
+		SDKPeriod:        p.SDKPeriod,
+		CLIPeriod:        p.CLIPeriod,
+		BackoffInitial:   p.BackoffInitial,
+		BackoffMax:       p.BackoffMax,
+		BackoffFactor:    p.BackoffFactor,
+		BackoffJitter:    p.BackoffJitter,
+		SafetyPoll:       p.SafetyPoll,
+		WebhookListen:    p.WebhookListen,
+		WebhookURL:       p.WebhookURL,
+	}
+}
+
+// Trials is the number of trials the config schedules.
+func (c Config) Trials() int {
+	return len(c.Strategies) * len(c.ImageQualities) * c.TasksPerStrategy
+}
+
+// Params returns the strategy parameters of c.
+func (c Config) Params() strategies.Params {
+	return strategies.Params{
+		PollInterval: c.PollInterval, SDKPeriod: c.SDKPeriod, CLIPeriod: c.CLIPeriod,
+		BackoffInitial: c.BackoffInitial, BackoffMax: c.BackoffMax, SafetyPoll: c.SafetyPoll,
+		BackoffFactor: c.BackoffFactor, BackoffJitter: c.BackoffJitter, Seed: c.Seed,
+		WebhookListen: c.WebhookListen, WebhookURL: c.WebhookURL,
+	}
+}
+
+// Validate reports every problem of c at once (errors.Join). Nothing is clamped or defaulted.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if len(c.Strategies) == 0 {
+		bad("no strategies given (known: %s)", strings.Join(strategies.Names(), ", "))
+	}
+	known := strategies.Names()
+	seen := map[string]bool{}
+	for _, s := range c.Strategies {
+		switch {
+		case !slices.Contains(known, s):
+			bad("unknown strategy %q (known: %s)", s, strings.Join(known, ", "))
+		case seen[s]:
+			bad("strategy %q given twice", s)
+		}
+		seen[s] = true
+	}
+	if c.TasksPerStrategy < 1 {
+		bad("tasks per strategy %d must be at least 1", c.TasksPerStrategy)
+	}
+	switch {
+	case c.Concurrency != 0 && c.Rate != 0:
+		bad("concurrency %d and rate %g are exclusive: closed loop or open loop, not both", c.Concurrency, c.Rate)
+	case c.Concurrency == 0 && c.Rate == 0:
+		bad("neither concurrency nor rate given")
+	case c.Rate != 0 && (c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0)):
+		bad("rate %g must be a positive number of trials per second", c.Rate)
+	case c.Concurrency < 0:
+		bad("concurrency %d must be positive", c.Concurrency)
+	case c.Concurrency > 0 && c.TasksPerStrategy >= 1 && c.Concurrency > c.Trials() && c.Trials() > 0:
+		bad("concurrency %d exceeds the %d scheduled trials: some workers would never run", c.Concurrency, c.Trials())
+	}
+	if c.ImagesDir == "" {
+		if c.Images < 1 {
+			bad("images %d must be at least 1", c.Images)
+		}
+		if _, _, err := ParseImageSize(c.ImageSize); err != nil {
+			errs = append(errs, err)
+		}
+		if !slices.Contains(ImageFormats, c.ImageFormat) {
+			bad("image format %q is not one of %s", c.ImageFormat, strings.Join(ImageFormats, ", "))
+		}
+	} else if c.Images < 0 {
+		bad("images %d must not be negative", c.Images)
+	}
+	if len(c.ImageQualities) == 0 {
+		bad("no image quality given")
+	}
+	q := map[int]bool{}
+	for _, v := range c.ImageQualities {
+		switch {
+		case v < 1 || v > 100:
+			bad("image quality %d is outside 1..100", v)
+		case q[v]:
+			bad("image quality %d given twice", v)
+		}
+		q[v] = true
+	}
+	if c.SegmentSize < 0 {
+		bad("segment size %d must not be negative", c.SegmentSize)
+	}
+	switch {
+	case c.Timeout <= 0:
+		bad("timeout %v must be positive", c.Timeout)
+	case c.Timeout > MaxTimeout:
+		bad("timeout %v exceeds %v, the largest latency the histograms hold", c.Timeout, MaxTimeout)
+	}
+	if !slices.Contains(UploadModes, c.UploadMode) {
+		bad("upload mode %q is not one of %s", c.UploadMode, strings.Join(UploadModes, ", "))
+	}
+	if c.OutDir == "" {
+		bad("no output directory given")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"poll interval", c.PollInterval}, {"sdk period", c.SDKPeriod}, {"cli period", c.CLIPeriod},
+		{"backoff initial", c.BackoffInitial}, {"backoff max", c.BackoffMax}, {"safety poll", c.SafetyPoll},
+	} {
+		if d.v <= 0 {
+			bad("%s %v must be positive", d.name, d.v)
+		}
+	}
+	if c.BackoffMax > 0 && c.BackoffInitial > c.BackoffMax {
+		bad("backoff initial %v exceeds backoff max %v", c.BackoffInitial, c.BackoffMax)
+	}
+	if c.BackoffFactor < 1 || math.IsNaN(c.BackoffFactor) || math.IsInf(c.BackoffFactor, 0) {
+		bad("backoff factor %g must be at least 1", c.BackoffFactor)
+	}
+	if c.BackoffJitter < 0 || c.BackoffJitter >= 1 || math.IsNaN(c.BackoffJitter) {
+		bad("backoff jitter %g is outside [0, 1)", c.BackoffJitter)
+	}
+	return errors.Join(errs...)
+}
+
+// ParseImageSize parses "WxH" with both sides in 1..10000.
+func ParseImageSize(s string) (w, h int, err error) {
+	ws, hs, ok := strings.Cut(s, "x")
+	if ok {
+		w, err = strconv.Atoi(ws)
+		if err == nil {
+			h, err = strconv.Atoi(hs)
+		}
+	}
+	if !ok || err != nil || w < 1 || h < 1 || w > 10000 || h > 10000 {
+		return 0, 0, fmt.Errorf("image size %q is not WIDTHxHEIGHT with sides in 1..10000", s)
+	}
+	return w, h, nil
+}
+
+// configJSON is Config at the JSON boundary: durations carry their unit in the name.
+type configJSON struct {
+	Strategies       []string `json:"strategies"`
+	TasksPerStrategy int      `json:"tasks_per_strategy"`
+	Concurrency      int      `json:"concurrency,omitempty"`
+	RatePerS         float64  `json:"rate_per_s,omitempty"`
+	Images           int      `json:"images"`
+	ImageSize        string   `json:"image_size,omitempty"`
+	ImageFormat      string   `json:"image_format,omitempty"`
+	ImagesDir        string   `json:"images_dir,omitempty"`
+	ImageQualities   []int    `json:"image_qualities"`
+	SegmentSize      int      `json:"segment_size"`
+	Seed             int64    `json:"seed"`
+	TimeoutMs        float64  `json:"timeout_ms"`
+	UploadMode       string   `json:"upload_mode"`
+	Org              string   `json:"org,omitempty"`
+	Target           string   `json:"target,omitempty"`
+	SimProfile       string   `json:"sim_profile,omitempty"`
+	OutDir           string   `json:"out_dir"`
+	PollIntervalMs   float64  `json:"poll_interval_ms"`
+	SDKPeriodMs      float64  `json:"sdk_period_ms"`
+	CLIPeriodMs      float64  `json:"cli_period_ms"`
+	BackoffInitialMs float64  `json:"backoff_initial_ms"`
+	BackoffMaxMs     float64  `json:"backoff_max_ms"`
+	BackoffFactor    float64  `json:"backoff_factor"`
+	BackoffJitter    float64  `json:"backoff_jitter"`
+	SafetyPollMs     float64  `json:"safety_poll_ms"`
+	WebhookListen    string   `json:"webhook_listen,omitempty"`
+	WebhookURL       string   `json:"webhook_url,omitempty"`
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func fromMs(v float64) time.Duration { return time.Duration(math.Round(v * float64(time.Millisecond))) }
+
+// MarshalJSON writes durations as milliseconds in fields ending in _ms.
+func (c Config) MarshalJSON() ([]byte, error) {
+	return json.Marshal(configJSON{
+		Strategies: c.Strategies, TasksPerStrategy: c.TasksPerStrategy, Concurrency: c.Concurrency,
+		RatePerS: c.Rate, Images: c.Images, ImageSize: c.ImageSize, ImageFormat: c.ImageFormat,
+		ImagesDir: c.ImagesDir, ImageQualities: c.ImageQualities, SegmentSize: c.SegmentSize, Seed: c.Seed,
+		TimeoutMs: ms(c.Timeout), UploadMode: c.UploadMode, Org: c.Org, Target: c.Target,
+		SimProfile: c.SimProfile, OutDir: c.OutDir, PollIntervalMs: ms(c.PollInterval),
+		SDKPeriodMs: ms(c.SDKPeriod), CLIPeriodMs: ms(c.CLIPeriod), BackoffInitialMs: ms(c.BackoffInitial),
+		BackoffMaxMs: ms(c.BackoffMax), BackoffFactor: c.BackoffFactor, BackoffJitter: c.BackoffJitter,
+		SafetyPollMs: ms(c.SafetyPoll), WebhookListen: c.WebhookListen, WebhookURL: c.WebhookURL,
+	})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (c *Config) UnmarshalJSON(b []byte) error {
+	var j configJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*c = Config{
+		Strategies: j.Strategies, TasksPerStrategy: j.TasksPerStrategy, Concurrency: j.Concurrency,
+		Rate: j.RatePerS, Images: j.Images, ImageSize: j.ImageSize, ImageFormat: j.ImageFormat,
+		ImagesDir: j.ImagesDir, ImageQualities: j.ImageQualities, SegmentSize: j.SegmentSize, Seed: j.Seed,
+		Timeout: fromMs(j.TimeoutMs), UploadMode: j.UploadMode, Org: j.Org, Target: j.Target,
+		SimProfile: j.SimProfile, OutDir: j.OutDir, PollInterval: fromMs(j.PollIntervalMs),
+		SDKPeriod: fromMs(j.SDKPeriodMs), CLIPeriod: fromMs(j.CLIPeriodMs),
+		BackoffInitial: fromMs(j.BackoffInitialMs), BackoffMax: fromMs(j.BackoffMaxMs),
+		BackoffFactor: j.BackoffFactor, BackoffJitter: j.BackoffJitter, SafetyPoll: fromMs(j.SafetyPollMs),
+		WebhookListen: j.WebhookListen, WebhookURL: j.WebhookURL,
+	}
+	return nil
+}

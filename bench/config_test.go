@@ -1,0 +1,107 @@
+package bench
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func validConfig() Config {
+	c := DefaultConfig()
+	c.Strategies = []string{"poll", "sdk"}
+	c.TasksPerStrategy = 4
+	c.Concurrency = 2
+	return c
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*Config)
+		want   []string // substrings of the joined error; nil = valid
+	}{
+		{"defaults are valid", func(*Config) {}, nil},
+		{"default config as shipped", func(c *Config) { *c = DefaultConfig() }, nil},
+		{"open loop", func(c *Config) { c.Concurrency, c.Rate = 0, 0.5 }, nil},
+		{"images dir without count", func(c *Config) { c.ImagesDir, c.Images, c.ImageSize, c.ImageFormat = "x", 0, "", "" }, nil},
+		{"sweep", func(c *Config) { c.ImageQualities = []int{1, 50, 100} }, nil},
+		{"no strategies", func(c *Config) { c.Strategies = nil }, []string{"no strategies"}},
+		{"unknown strategy", func(c *Config) { c.Strategies = []string{"poll", "nap"} }, []string{`unknown strategy "nap"`, "known: "}},
+		{"duplicate strategy", func(c *Config) { c.Strategies = []string{"poll", "poll"} }, []string{`"poll" given twice`}},
+		{"zero tasks", func(c *Config) { c.TasksPerStrategy = 0 }, []string{"tasks per strategy 0"}},
+		{"rate and concurrency", func(c *Config) { c.Rate = 1 }, []string{"exclusive"}},
+		{"neither rate nor concurrency", func(c *Config) { c.Concurrency = 0 }, []string{"neither concurrency nor rate"}},
+		{"negative rate", func(c *Config) { c.Concurrency, c.Rate = 0, -1 }, []string{"rate -1"}},
+		{"negative concurrency", func(c *Config) { c.Concurrency = -2 }, []string{"concurrency -2"}},
+		{"concurrency above trials", func(c *Config) { c.TasksPerStrategy, c.Concurrency = 1, 3 }, []string{"concurrency 3 exceeds the 2 scheduled trials"}},
+		{"zero timeout", func(c *Config) { c.Timeout = 0 }, []string{"timeout 0s must be positive"}},
+		{"negative timeout", func(c *Config) { c.Timeout = -time.Second }, []string{"timeout -1s must be positive"}},
+		{"timeout beyond histogram", func(c *Config) { c.Timeout = time.Hour }, []string{"exceeds 30m0s"}},
+		{"quality 0", func(c *Config) { c.ImageQualities = []int{0} }, []string{"image quality 0 is outside 1..100"}},
+		{"quality 101", func(c *Config) { c.ImageQualities = []int{70, 101} }, []string{"image quality 101"}},
+		{"no quality", func(c *Config) { c.ImageQualities = nil }, []string{"no image quality"}},
+		{"duplicate quality", func(c *Config) { c.ImageQualities = []int{70, 70} }, []string{"image quality 70 given twice"}},
+		{"bad image size", func(c *Config) { c.ImageSize = "640*480" }, []string{`image size "640*480"`}},
+		{"zero image side", func(c *Config) { c.ImageSize = "0x480" }, []string{`image size "0x480"`}},
+		{"huge image", func(c *Config) { c.ImageSize = "20000x10" }, []string{`image size "20000x10"`}},
+		{"bad format", func(c *Config) { c.ImageFormat = "bmp" }, []string{`image format "bmp"`}},
+		{"zero images", func(c *Config) { c.Images = 0 }, []string{"images 0 must be at least 1"}},
+		{"negative images with dir", func(c *Config) { c.ImagesDir, c.Images = "x", -1 }, []string{"images -1"}},
+		{"negative segment size", func(c *Config) { c.SegmentSize = -1 }, []string{"segment size -1"}},
+		{"bad upload mode", func(c *Config) { c.UploadMode = "ftp" }, []string{`upload mode "ftp"`}},
+		{"no out dir", func(c *Config) { c.OutDir = "" }, []string{"no output directory"}},
+		{"zero poll interval", func(c *Config) { c.PollInterval = 0 }, []string{"poll interval 0s"}},
+		{"negative sdk period", func(c *Config) { c.SDKPeriod = -time.Second }, []string{"sdk period -1s"}},
+		{"backoff initial above max", func(c *Config) { c.BackoffInitial, c.BackoffMax = time.Minute, time.Second }, []string{"backoff initial 1m0s exceeds"}},
+		{"backoff factor below 1", func(c *Config) { c.BackoffFactor = 0.5 }, []string{"backoff factor 0.5"}},
+		{"jitter above 1", func(c *Config) { c.BackoffJitter = 1.5 }, []string{"backoff jitter 1.5"}},
+		{"all problems at once", func(c *Config) { c.Timeout, c.ImageFormat, c.TasksPerStrategy = 0, "gif", 0 },
+			[]string{"timeout 0s", `image format "gif"`, "tasks per strategy 0"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validConfig()
+			tc.modify(&c)
+			err := c.Validate()
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want errors containing %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigJSONRoundTripUsesMilliseconds(t *testing.T) {
+	c := validConfig()
+	c.Timeout = 90 * time.Second
+	c.PollInterval = 250 * time.Millisecond
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"timeout_ms":90000`, `"poll_interval_ms":250`, `"strategies":["poll","sdk"]`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON %s lacks %s", b, want)
+		}
+	}
+	var back Config
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c, back); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+}

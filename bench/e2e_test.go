@@ -1,0 +1,168 @@
+package bench_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/cvat"
+	"github.com/cvatbench/cvatbench/cvatsim"
+	"github.com/cvatbench/cvatbench/report"
+	"github.com/cvatbench/cvatbench/strategies"
+)
+
+// fastClock keeps real time but caps every wait at 1 ms, so strategies with multi-second schedules (sdk, ui)
+// finish at once against the instant emulator.
+type fastClock struct{}
+
+func (fastClock) Now() time.Time                         { return time.Now() }
+func (fastClock) After(d time.Duration) <-chan time.Time { return time.After(min(d, time.Millisecond)) }
+
+func newSim(t *testing.T) (*cvatsim.Server, string) {
+	t.Helper()
+	prof, err := cvatsim.LookupProfile("instant")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := cvatsim.New(cvatsim.Options{Profile: prof, Users: []cvatsim.UserSpec{{Username: "other", Password: "other-pw"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	return srv, hs.URL
+}
+
+func loginClient(t *testing.T, base, user, password string) *cvat.Client {
+	t.Helper()
+	key, err := cvat.Login(context.Background(), base, user, password, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cvat.New(cvat.Config{BaseURL: base, Auth: cvat.Token(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestRunAgainstEmulator(t *testing.T) {
+	srv, base := newSim(t)
+	admin := loginClient(t, base, "admin", "admin")
+	other := loginClient(t, base, "other", "other-pw")
+	ctx := context.Background()
+	foreign, err := other.CreateTask(ctx, cvat.TaskSpec{Name: "cvatbench-not-ours", Labels: []cvat.Label{{Name: "car"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := bench.DefaultConfig()
+	cfg.Strategies = strategies.Names()
+	cfg.TasksPerStrategy = 1
+	cfg.Concurrency = 3
+	cfg.Images = 4
+	cfg.ImageSize = "16x12"
+	cfg.SegmentSize = 2
+	cfg.Timeout = 30 * time.Second
+	cfg.PollInterval, cfg.SDKPeriod, cfg.CLIPeriod = time.Millisecond, time.Millisecond, time.Millisecond
+	cfg.BackoffInitial, cfg.BackoffMax, cfg.SafetyPoll = time.Millisecond, 2*time.Millisecond, 50*time.Millisecond
+	cfg.WebhookListen = "127.0.0.1:0"
+	cfg.OutDir = t.TempDir()
+	obs := &countingObserver{calls: map[string]int{}}
+	r, err := bench.New(cfg, bench.WithClient(admin), bench.WithClock(fastClock{}), bench.WithObserver(obs),
+		bench.WithGroundTruth(func(ctx context.Context, id int) (time.Time, bool, error) {
+			tl, err := srv.WaitJobsVisible(ctx, id)
+			return tl.JobsVisibleAt, err == nil && !tl.JobsVisibleAt.IsZero(), err
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := report.Load(res.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(run.Trials) != cfg.Trials() || res.Errors != 0 || len(res.CleanupErrors) != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if obs.started != cfg.Trials() || obs.finished != cfg.Trials() {
+		t.Errorf("observer saw %d started, %d finished, want %d", obs.started, obs.finished, cfg.Trials())
+	}
+	for _, tr := range run.Trials {
+		t.Run(tr.Strategy, func(t *testing.T) {
+			// The observer sees every call of the trial: create, upload, the wait, and any look after it.
+			if got := obs.calls[tr.Strategy]; got < tr.Requests+2 {
+				t.Errorf("observer saw %d calls, trial counted %d waiting", got, tr.Requests)
+			}
+			if tr.Result != bench.ResultOK || len(tr.JobIDs) != 2 {
+				t.Fatalf("result %s (%s), jobs %v", tr.Result, tr.Error, tr.JobIDs)
+			}
+			seq := []*time.Time{tr.CreateSentAt, tr.TaskCreatedAt, tr.UploadDoneAt, tr.JobsObtainedAt}
+			for i := 1; i < len(seq); i++ {
+				if seq[i] == nil || seq[i-1] == nil || seq[i].Before(*seq[i-1]) {
+					t.Fatalf("timestamps out of order: %v", seq)
+				}
+			}
+			if tr.JobsVisibleSource != bench.VisibleFromEmulator || tr.JobsVisibleAt == nil || tr.JobsVisibleAt.After(*tr.JobsObtainedAt) {
+				t.Errorf("jobs visible %v (%s) after obtained %v", tr.JobsVisibleAt, tr.JobsVisibleSource, tr.JobsObtainedAt)
+			}
+			if tr.RequestCreatedAt == nil || tr.RequestFinishedAt == nil || tr.ServerProcessingMs == nil {
+				t.Errorf("server dates missing: %+v", tr)
+			}
+			// Server and client share one clock: the true offset is 0 and must lie within the bound (plus the
+			// microsecond rounding of server dates).
+			if tr.ClockOffsetMs == nil || abs(*tr.ClockOffsetMs) > *tr.ClockOffsetErrorMs+0.01 {
+				t.Errorf("offset %v ms beyond ±%v", tr.ClockOffsetMs, tr.ClockOffsetErrorMs)
+			}
+			total := 0
+			for _, n := range tr.RequestsByEndpoint {
+				total += n
+			}
+			if total != tr.Requests || (tr.Strategy != "webhook" && tr.Requests == 0) {
+				t.Errorf("requests %d, by endpoint %v", tr.Requests, tr.RequestsByEndpoint)
+			}
+		})
+	}
+	if n := srv.TaskCount(); n != 1 {
+		t.Errorf("%d tasks left on the emulator, want only the foreign one", n)
+	}
+	if _, err := admin.GetTask(ctx, foreign.ID); err != nil {
+		t.Errorf("foreign task: %v", err)
+	}
+	projects, err := admin.ListProjects(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(projects) != 0 {
+		t.Errorf("%d projects left: %v", len(projects), projects)
+	}
+	hooks, err := admin.ListWebhooks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hooks) != 0 {
+		t.Errorf("%d webhooks left", len(hooks))
+	}
+}
+
+type countingObserver struct {
+	mu                sync.Mutex
+	started, finished int
+	calls             map[string]int
+}
+
+func (o *countingObserver) TrialStarted(string) { o.mu.Lock(); o.started++; o.mu.Unlock() }
+func (o *countingObserver) APICall(s string, _ cvat.Call) {
+	o.mu.Lock()
+	o.calls[s]++
+	o.mu.Unlock()
+}
+func (o *countingObserver) TrialFinished(bench.TrialRecord) { o.mu.Lock(); o.finished++; o.mu.Unlock() }
+
+func abs(v float64) float64 { return max(v, -v) }

@@ -1,0 +1,757 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cvatbench/cvatbench/cvat"
+	"github.com/cvatbench/cvatbench/strategies"
+)
+
+// NamePrefix starts the name of every object cvatbench creates, followed by the run id, so a human (and the
+// cleanup sweep) can tell them apart from anything else on the server.
+const NamePrefix = "cvatbench-"
+
+// API is the part of the CVAT client the runner uses; *cvat.Client satisfies it, tests pass fakes.
+type API interface {
+	strategies.API
+	About(ctx context.Context) (cvat.About, error)
+	CreateProject(ctx context.Context, spec cvat.ProjectSpec) (cvat.Project, error)
+	DeleteProject(ctx context.Context, id int) error
+	CreateTask(ctx context.Context, spec cvat.TaskSpec) (cvat.Task, error)
+	DeleteTask(ctx context.Context, id int) error
+	ListTasks(ctx context.Context, search string) ([]cvat.Task, error)
+	UploadData(ctx context.Context, taskID int, spec cvat.DataSpec, files []cvat.File, mode cvat.UploadMode) (string, error)
+}
+
+var _ API = (*cvat.Client)(nil)
+
+// Clock is the runner's time source; strategies receive the same clock.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+var _ strategies.Clock = Clock(nil)
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// GroundTruth reports when the jobs of a task became visible on the server, on the local clock (the embedded
+// emulator knows it exactly). ok is false when it is not known.
+type GroundTruth func(ctx context.Context, taskID int) (visibleAt time.Time, ok bool, err error)
+
+// Option configures what a Config cannot hold.
+type Option func(*Runner) error
+
+// WithClient sets the CVAT client. Strategies that need per-run setup (Preparer) receive it.
+func WithClient(c *cvat.Client) Option {
+	return func(r *Runner) error {
+		if c == nil {
+			return errors.New("nil cvat client")
+		}
+		r.api, r.client = c, c
+		return nil
+	}
+}
+
+// WithAPI sets the client as an interface, for fakes; strategies implementing Preparer then cannot run.
+func WithAPI(api API) Option {
+	return func(r *Runner) error {
+		if api == nil {
+			return errors.New("nil api")
+		}
+		r.api = api
+		return nil
+	}
+}
+
+// WithClock replaces the real clock.
+func WithClock(c Clock) Option {
+	return func(r *Runner) error {
+		if c == nil {
+			return errors.New("nil clock")
+		}
+		r.clock = c
+		return nil
+	}
+}
+
+// WithObserver receives live events, e.g. for Prometheus metrics.
+func WithObserver(o Observer) Option {
+	return func(r *Runner) error {
+		if o == nil {
+			return errors.New("nil observer")
+		}
+		r.observer = o
+		return nil
+	}
+}
+
+// WithGroundTruth sets where jobs-visible times come from (the emulator's timeline) instead of the estimate
+// from the server's finished_date.
+func WithGroundTruth(g GroundTruth) Option {
+	return func(r *Runner) error {
+		r.groundTruth = g
+		return nil
+	}
+}
+
+// WithProgress writes a one-line progress display (carriage return, no newline until the end) to w.
+func WithProgress(w io.Writer) Option {
+	return func(r *Runner) error {
+		r.progress = w
+		return nil
+	}
+}
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(r *Runner) error {
+		if l == nil {
+			return errors.New("nil logger")
+		}
+		r.log = l
+		return nil
+	}
+}
+
+// WithVersion records the tool version and commit in meta.json.
+func WithVersion(version, commit string) Option {
+	return func(r *Runner) error {
+		r.version, r.commit = version, commit
+		return nil
+	}
+}
+
+// WithStrategy replaces the registered strategy of the same name, which must be in Config.Strategies.
+func WithStrategy(s strategies.Strategy) Option {
+	return func(r *Runner) error {
+		if s == nil || !slices.Contains(r.cfg.Strategies, s.Name()) {
+			return fmt.Errorf("strategy override %v is not among the configured strategies", s)
+		}
+		r.strats[s.Name()] = s
+		return nil
+	}
+}
+
+// Runner executes one Config. Create it with New; Run may be called once.
+type Runner struct {
+	cfg         Config
+	api         API
+	client      *cvat.Client
+	clock       Clock
+	observer    Observer
+	groundTruth GroundTruth
+	progress    io.Writer
+	log         *slog.Logger
+	version     string
+	commit      string
+	strats      map[string]strategies.Strategy
+
+	mu       sync.Mutex
+	tasks    []int                 // created in this run, in creation order
+	projects map[string]int        // strategy -> project id
+	prepared []strategies.Preparer // Prepare succeeded or was attempted: Close them
+}
+
+// New validates cfg, builds its strategies and applies opts. A client (WithClient or WithAPI) is required.
+func New(cfg Config, opts ...Option) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid config: %w", err)
+	}
+	r := &Runner{
+		cfg: cfg, clock: realClock{}, observer: nopObserver{}, log: slog.New(slog.DiscardHandler),
+		version: "dev", commit: "none", strats: map[string]strategies.Strategy{}, projects: map[string]int{},
+	}
+	var errs []error
+	for _, o := range opts {
+		if err := o(r); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, name := range cfg.Strategies {
+		if _, overridden := r.strats[name]; overridden {
+			continue
+		}
+		s, err := strategies.New(name, cfg.Params())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("strategy %s: %w", name, err))
+			continue
+		}
+		r.strats[name] = s
+	}
+	if r.api == nil {
+		errs = append(errs, errors.New("no cvat client given"))
+	}
+	for _, name := range cfg.Strategies {
+		s, ok := r.strats[name]
+		if !ok {
+			continue // already reported
+		}
+		if _, prep := s.(strategies.Preparer); prep && r.client == nil {
+			errs = append(errs, fmt.Errorf("strategy %s needs per-run setup, which needs a *cvat.Client (WithClient)", name))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Result is what Run reports; the results directory holds the details.
+type Result struct {
+	RunID         string
+	Dir           string // OutDir/<run-id>
+	Planned       int
+	Recorded      int
+	Errors        int // trials whose result is not "ok"
+	Interrupted   bool
+	CleanupErrors []string
+}
+
+// NewRunID returns a run id: UTC timestamp plus 4 random hex digits, sortable and unique enough per second.
+func NewRunID(now time.Time) string {
+	var b [2]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// RedactURL drops credentials, query and fragment from a target URL so it can be written to meta.json.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
+}
+
+// Run executes the configured trials and cleans up everything it created, also when ctx is cancelled
+// (SIGINT): then scheduling stops, in-flight trials are cancelled and recorded as errors of class "canceled",
+// and the returned error wraps ctx's error. Trial failures are results, not errors.
+func (r *Runner) Run(ctx context.Context) (res Result, err error) {
+	start := r.clock.Now().UTC()
+	runID := NewRunID(start)
+	res = Result{RunID: runID, Planned: r.cfg.Trials()}
+
+	files, err := Workload(r.cfg)
+	if err != nil {
+		return res, err
+	}
+	w, err := createResults(r.cfg.OutDir, runID)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if cerr := w.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("close trials file: %w", cerr)
+		}
+	}()
+	res.Dir = w.dir
+	meta := Meta{
+		RunID: runID, ToolVersion: r.version, ToolCommit: r.commit, Config: r.cfg, Seed: r.cfg.Seed,
+		Loop: LoopClosed, TrialsPlanned: res.Planned, StartedAt: start,
+		ClockOffset: OffsetStats{Method: OffsetMethod, GroundTruth: r.groundTruth != nil},
+	}
+	if r.cfg.Rate > 0 {
+		meta.Loop = LoopOpen
+	}
+	if r.cfg.Target == "" {
+		meta.Target, meta.EmulatorProfile = "embedded", r.cfg.SimProfile
+	} else {
+		meta.Target = RedactURL(r.cfg.Target)
+		meta.Config.Target = meta.Target
+	}
+	about, err := r.api.About(ctx)
+	if err != nil {
+		return res, fmt.Errorf("server about: %w", err)
+	}
+	meta.ServerVersion = about.Version
+	if err := w.WriteMeta(meta); err != nil {
+		return res, err
+	}
+
+	defer func() { // cleanup always, also after a failed setup
+		res.CleanupErrors = r.cleanup(ctx, runID)
+		meta.CleanupErrors = res.CleanupErrors
+		end := r.clock.Now().UTC()
+		meta.FinishedAt = &end
+		if merr := w.WriteMeta(meta); err == nil && merr != nil {
+			err = merr
+		}
+	}()
+
+	if err := r.setup(ctx, runID); err != nil {
+		return res, err
+	}
+
+	col := newCollector(r, w, res.Planned, start)
+	slots := Schedule(r.cfg)
+	var recorders []*Recorder
+	if r.cfg.Rate > 0 {
+		recorders = r.openLoop(ctx, runID, files, slots, col)
+	} else {
+		recorders = r.closedLoop(ctx, runID, files, slots, col)
+	}
+	col.done()
+	end := r.clock.Now().UTC()
+
+	total := NewRecorder()
+	for _, rec := range recorders {
+		if err := total.Merge(rec); err != nil {
+			return res, err
+		}
+	}
+	hlogs, herr := w.WriteHlogs(r.cfg.Strategies, total, start, end)
+	meta.HistogramFiles = hlogs
+	col.mu.Lock()
+	res.Recorded, res.Errors = col.recorded, col.errors
+	meta.TrialsRecorded = col.recorded
+	meta.ClockOffset.Estimates = len(col.offsetErrors)
+	meta.ClockOffset.MaxErrorMs, meta.ClockOffset.MedianErrorMs = maxMedian(col.offsetErrors)
+	werr := col.writeErr
+	col.mu.Unlock()
+	if err := errors.Join(herr, werr); err != nil {
+		return res, err
+	}
+	if ctx.Err() != nil {
+		res.Interrupted, meta.Interrupted = true, true
+		return res, fmt.Errorf("run interrupted after %d of %d trials: %w", res.Recorded, res.Planned, context.Cause(ctx))
+	}
+	return res, nil
+}
+
+func maxMedian(v []float64) (mx, med float64) {
+	if len(v) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)-1], s[len(s)/2]
+}
+
+// setup creates one project per strategy and prepares the strategies that need it.
+func (r *Runner) setup(ctx context.Context, runID string) error {
+	for _, name := range r.cfg.Strategies {
+		p, err := r.api.CreateProject(ctx, cvat.ProjectSpec{
+			Name:   NamePrefix + runID + "-" + name,
+			Labels: []cvat.Label{{Name: "object"}},
+		})
+		if err != nil {
+			return fmt.Errorf("create project for %s: %w", name, err)
+		}
+		r.mu.Lock()
+		r.projects[name] = p.ID
+		r.mu.Unlock()
+		if prep, ok := r.strats[name].(strategies.Preparer); ok {
+			r.mu.Lock()
+			r.prepared = append(r.prepared, prep)
+			r.mu.Unlock()
+			if err := prep.Prepare(ctx, r.client, p.ID); err != nil {
+				return fmt.Errorf("prepare strategy %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Runner) closedLoop(ctx context.Context, runID string, files []cvat.File, slots []Slot, col *collector) []*Recorder {
+	queue := make(chan Slot)
+	go func() {
+		defer close(queue)
+		for _, s := range slots {
+			select {
+			case queue <- s:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	recorders := make([]*Recorder, r.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i := range recorders {
+		rec := NewRecorder()
+		recorders[i] = rec
+		wg.Go(func() {
+			for s := range queue {
+				if ctx.Err() != nil {
+					return // a slot taken after the cancel never started
+				}
+				col.finish(r.trial(ctx, runID, files, s, nil), rec)
+			}
+		})
+	}
+	wg.Wait()
+	return recorders
+}
+
+// openLoop starts trial seq at its intended time whatever is in flight, and one collector goroutine records
+// them all (it is the only user of its Recorder).
+func (r *Runner) openLoop(ctx context.Context, runID string, files []cvat.File, slots []Slot, col *collector) []*Recorder {
+	rec := NewRecorder()
+	records := make(chan TrialRecord)
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		for tr := range records {
+			col.finish(tr, rec)
+		}
+	}()
+	start := r.clock.Now()
+	var wg sync.WaitGroup
+	for _, s := range slots {
+		intended := IntendedStart(start, r.cfg.Rate, s.Seq)
+		if d := intended.Sub(r.clock.Now()); d > 0 {
+			select {
+			case <-r.clock.After(d):
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() { records <- r.trial(ctx, runID, files, s, &intended) })
+	}
+	wg.Wait()
+	close(records)
+	<-collected
+	return []*Recorder{rec}
+}
+
+// callLog counts the HTTP attempts of one phase of a trial; its observer may be called concurrently.
+type callLog struct {
+	mu         sync.Mutex
+	n          int
+	byEndpoint map[string]int
+	upload     *cvat.Call // last data call answered 202: the call that created the request
+}
+
+func (l *callLog) observe(c cvat.Call) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n++
+	if l.byEndpoint == nil {
+		l.byEndpoint = map[string]int{}
+	}
+	l.byEndpoint[fmt.Sprintf("%s %s %d", c.Method, c.Endpoint, c.Status)]++
+	if c.Method == "POST" && c.Status == 202 && strings.HasSuffix(c.Endpoint, "/data") {
+		cc := c
+		l.upload = &cc
+	}
+}
+
+// trial runs one slot: create the task, upload, wait, then complete the record.
+func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, s Slot, intended *time.Time) TrialRecord {
+	rec := TrialRecord{
+		RunID: runID, Seq: s.Seq, Strategy: s.Strategy, ImageQuality: s.ImageQuality, Images: len(files),
+		SegmentSize: r.cfg.SegmentSize,
+	}
+	if intended != nil {
+		rec.IntendedAt = timePtr(*intended)
+	}
+	r.observer.TrialStarted(s.Strategy)
+	tctx, cancel := context.WithTimeout(runCtx, r.cfg.Timeout)
+	defer cancel()
+	tctx = cvat.WithCallObserver(tctx, func(c cvat.Call) { r.observer.APICall(s.Strategy, c) })
+	fail := func(err error) TrialRecord {
+		rec.Result, rec.ErrorClass = classify(runCtx, tctx, err)
+		rec.Error = err.Error()
+		r.complete(runCtx, &rec, nil, "", nil)
+		return rec
+	}
+
+	r.mu.Lock()
+	projectID := r.projects[s.Strategy]
+	r.mu.Unlock()
+	rec.CreateSentAt = timePtr(r.clock.Now())
+	task, err := r.api.CreateTask(tctx, cvat.TaskSpec{
+		Name:        fmt.Sprintf("%s%s-%s-%d", NamePrefix, runID, s.Strategy, s.Seq),
+		ProjectID:   &projectID,
+		SegmentSize: r.cfg.SegmentSize,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("create task: %w", err))
+	}
+	rec.TaskCreatedAt = timePtr(r.clock.Now())
+	rec.TaskID = task.ID
+	r.mu.Lock()
+	r.tasks = append(r.tasks, task.ID)
+	r.mu.Unlock()
+
+	uploads := &callLog{}
+	uploadSent := r.clock.Now()
+	rqID, err := r.api.UploadData(cvat.WithCallObserver(tctx, uploads.observe), task.ID,
+		cvat.DataSpec{ImageQuality: s.ImageQuality}, files, uploadMode(r.cfg.UploadMode))
+	if err != nil {
+		return fail(fmt.Errorf("upload data: %w", err))
+	}
+	uploadDone := r.clock.Now()
+	rec.UploadDoneAt = timePtr(uploadDone)
+	window := [2]time.Time{uploadSent, uploadDone}
+	if _, isReal := r.clock.(realClock); isReal && uploads.upload != nil {
+		// The client stamps calls with the real clock: use the one call that created the request, a tighter
+		// window than the whole (possibly multi-batch) upload.
+		c := uploads.upload
+		window = [2]time.Time{c.Start, c.Start.Add(c.Duration)}
+	}
+
+	waits := &callLog{}
+	out, err := r.strats[s.Strategy].Wait(cvat.WithCallObserver(tctx, waits.observe), r.api, r.clock,
+		strategies.Trial{TaskID: task.ID, RqID: rqID, ProjectID: projectID, Images: len(files), UploadedAt: uploadDone})
+	obtained := r.clock.Now()
+	rec.Requests, rec.RequestsByEndpoint = waits.n, waits.byEndpoint
+	rec.Signal = out.Signal
+	switch {
+	case err != nil:
+		rec.Result, rec.ErrorClass = classify(runCtx, tctx, err)
+		rec.Error = fmt.Sprintf("wait: %v", err)
+	case len(out.JobIDs) == 0:
+		rec.Result, rec.ErrorClass, rec.Error = ResultError, "other", "wait: strategy returned no job ids"
+	default:
+		rec.Result = ResultOK
+		rec.JobIDs = out.JobIDs
+		if !out.SeenAt.IsZero() {
+			obtained = out.SeenAt
+		}
+		rec.JobsObtainedAt = timePtr(obtained)
+	}
+	r.complete(runCtx, &rec, out.Request, rqID, &window)
+	return rec
+}
+
+// complete adds server dates, the jobs-visible time and the derived durations to rec.
+func (r *Runner) complete(runCtx context.Context, rec *TrialRecord, req *cvat.Request, rqID string, window *[2]time.Time) {
+	defer Derive(rec)
+	if runCtx.Err() != nil || rec.TaskID == 0 {
+		return
+	}
+	if rqID != "" && (req == nil || (req.FinishedDate == nil && req.Status != cvat.StatusFailed)) {
+		// One look after the wait, outside the strategy's count, for the server's dates.
+		gctx, cancel := context.WithTimeout(runCtx, 10*time.Second)
+		gctx = cvat.WithCallObserver(gctx, func(c cvat.Call) { r.observer.APICall(rec.Strategy, c) })
+		if rq, err := r.api.GetRequest(gctx, rqID); err == nil {
+			req = &rq
+		} else {
+			r.log.Debug("request after wait", "task", rec.TaskID, "err", err)
+		}
+		cancel()
+	}
+	var offset time.Duration
+	haveOffset := false
+	if req != nil {
+		rec.RequestCreatedAt = timePtr(req.CreatedDate)
+		if req.StartedDate != nil {
+			rec.RequestStartedAt = timePtr(*req.StartedDate)
+		}
+		if req.FinishedDate != nil {
+			rec.RequestFinishedAt = timePtr(*req.FinishedDate)
+		}
+		if window != nil {
+			if off, bound, ok := EstimateOffset(req.CreatedDate, window[0], window[1]); ok {
+				offset, haveOffset = off, true
+				rec.ClockOffsetMs, rec.ClockOffsetErrorMs = floatPtr(ms(off)), floatPtr(ms(bound))
+			}
+		}
+	}
+	if rec.Result != ResultOK {
+		return
+	}
+	if r.groundTruth != nil {
+		gctx, cancel := context.WithTimeout(runCtx, 10*time.Second)
+		t, ok, err := r.groundTruth(gctx, rec.TaskID)
+		cancel()
+		if err != nil {
+			r.log.Debug("ground truth", "task", rec.TaskID, "err", err)
+		}
+		if ok {
+			rec.JobsVisibleAt, rec.JobsVisibleSource = timePtr(t), VisibleFromEmulator
+			return
+		}
+	}
+	if haveOffset && rec.RequestFinishedAt != nil {
+		rec.JobsVisibleAt = timePtr(ToLocal(*rec.RequestFinishedAt, offset))
+		rec.JobsVisibleSource = VisibleFromServerFinished
+	}
+}
+
+// classify maps a trial error to a result and class: a cancelled run is "canceled", the trial's own deadline a
+// timeout, anything else as strategies.Classify says.
+func classify(runCtx, trialCtx context.Context, err error) (result, class string) {
+	switch {
+	case runCtx.Err() != nil:
+		return ResultError, "canceled"
+	case errors.Is(trialCtx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
+		return ResultTimeout, "timeout"
+	default:
+		return ResultError, strategies.Classify(err)
+	}
+}
+
+func uploadMode(s string) cvat.UploadMode {
+	switch s {
+	case "sdk":
+		return cvat.UploadSDK
+	case "tus":
+		return cvat.UploadTUS
+	default:
+		return cvat.UploadSingle
+	}
+}
+
+// cleanup deletes, by id, every task, webhook and project this run created, and nothing else. With the run
+// ctx already cancelled it works on a fresh, bounded context.
+func (r *Runner) cleanup(ctx context.Context, runID string) []string {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	var errs []string
+	r.mu.Lock()
+	tasks := slices.Clone(r.tasks)
+	prepared := slices.Clone(r.prepared)
+	projectIDs := map[int]bool{}
+	var projects []int
+	for _, name := range r.cfg.Strategies {
+		if id, ok := r.projects[name]; ok {
+			projects = append(projects, id)
+			projectIDs[id] = true
+		}
+	}
+	r.mu.Unlock()
+
+	deleted := map[int]bool{}
+	for _, id := range tasks {
+		if err := r.deleteTask(cctx, id); err != nil {
+			errs = append(errs, err.Error())
+		}
+		deleted[id] = true
+	}
+	// A create cancelled in flight may have created a task whose id never reached us: find it by its exact
+	// run-specific name in one of this run's projects, and delete it by id.
+	if len(projects) > 0 {
+		prefix := NamePrefix + runID + "-"
+		found, err := r.api.ListTasks(cctx, prefix)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("list tasks for cleanup: %v", err))
+		}
+		for _, t := range found {
+			if deleted[t.ID] || !strings.HasPrefix(t.Name, prefix) || t.ProjectID == nil || !projectIDs[*t.ProjectID] {
+				continue
+			}
+			if err := r.deleteTask(cctx, t.ID); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+	}
+	for _, p := range prepared {
+		if err := p.Close(cctx); err != nil {
+			errs = append(errs, fmt.Sprintf("close strategy: %v", err))
+		}
+	}
+	for _, id := range projects {
+		if err := r.api.DeleteProject(cctx, id); err != nil && !errors.Is(err, cvat.ErrNotFound) {
+			errs = append(errs, fmt.Sprintf("delete project %d: %v", id, err))
+		}
+	}
+	sort.Strings(errs)
+	return errs
+}
+
+// deleteTask deletes one task; a 409 means the worker still holds the task (API.md §4.3), so it tries again.
+func (r *Runner) deleteTask(ctx context.Context, id int) error {
+	var err error
+	for attempt := range 5 {
+		err = r.api.DeleteTask(ctx, id)
+		if err == nil || errors.Is(err, cvat.ErrNotFound) {
+			return nil
+		}
+		if !errors.Is(err, cvat.ErrConflict) {
+			break
+		}
+		select {
+		case <-r.clock.After(time.Duration(attempt+1) * time.Second):
+		case <-ctx.Done():
+			return fmt.Errorf("delete task %d: %w", id, ctx.Err())
+		}
+	}
+	return fmt.Errorf("delete task %d: %w", id, err)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) TrialStarted(string)       {}
+func (nopObserver) APICall(string, cvat.Call) {}
+func (nopObserver) TrialFinished(TrialRecord) {}
+
+// collector is where finished trials go: the observer, trials.jsonl, the worker's recorder and the progress
+// line. finish is safe for concurrent use; each recorder is used by one goroutine only.
+type collector struct {
+	r     *Runner
+	w     *resultsWriter
+	total int
+	start time.Time
+
+	mu           sync.Mutex
+	recorded     int
+	errors       int
+	offsetErrors []float64
+	writeErr     error
+}
+
+func newCollector(r *Runner, w *resultsWriter, total int, start time.Time) *collector {
+	c := &collector{r: r, w: w, total: total, start: start}
+	c.draw()
+	return c
+}
+
+func (c *collector) finish(rec TrialRecord, into *Recorder) {
+	into.Record(rec)
+	c.r.observer.TrialFinished(rec)
+	err := c.w.Append(rec)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.recorded++
+	if rec.Result != ResultOK {
+		c.errors++
+	}
+	if rec.ClockOffsetErrorMs != nil {
+		c.offsetErrors = append(c.offsetErrors, *rec.ClockOffsetErrorMs)
+	}
+	if err != nil && c.writeErr == nil {
+		c.writeErr = err
+	}
+	c.drawLocked()
+}
+
+func (c *collector) draw() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.drawLocked()
+}
+
+func (c *collector) drawLocked() {
+	if c.r.progress == nil {
+		return
+	}
+	elapsed := c.r.clock.Now().Sub(c.start).Truncate(time.Second)
+	fmt.Fprintf(c.r.progress, "\r%d/%d trials, %d errors, %s elapsed ", c.recorded, c.total, c.errors, elapsed)
+}
+
+func (c *collector) done() {
+	if c.r.progress != nil {
+		c.draw()
+		fmt.Fprintln(c.r.progress)
+	}
+}

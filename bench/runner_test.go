@@ -1,0 +1,362 @@
+package bench_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/cvat"
+	"github.com/cvatbench/cvatbench/report"
+)
+
+func fakeConfig(t *testing.T) bench.Config {
+	cfg := bench.DefaultConfig()
+	cfg.Strategies = []string{"poll", "sdk"}
+	cfg.TasksPerStrategy = 3
+	cfg.Concurrency = 2
+	cfg.Images = 3
+	cfg.ImageSize = "8x6"
+	cfg.OutDir = t.TempDir()
+	return cfg
+}
+
+func fakeOptions(api *fakeAPI, clk *fakeClock, cfg bench.Config) []bench.Option {
+	opts := []bench.Option{bench.WithAPI(api), bench.WithClock(clk)}
+	for _, name := range cfg.Strategies {
+		opts = append(opts, bench.WithStrategy(&listStrategy{name: name}))
+	}
+	return opts
+}
+
+func TestRunnerRecordsEveryTrialAndCleansUp(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*bench.Config)
+		open   bool
+	}{
+		{"closed loop", func(*bench.Config) {}, false},
+		{"open loop", func(c *bench.Config) { c.Concurrency, c.Rate = 0, 2 }, true},
+		{"quality sweep", func(c *bench.Config) { c.ImageQualities = []int{30, 90} }, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := fakeConfig(t)
+			tc.modify(&cfg)
+			clk := newFakeClock()
+			api := newFakeAPI(clk)
+			foreign, _ := api.CreateTask(context.Background(), cvatTaskSpec("someone-elses-task"))
+			r, err := bench.New(cfg, fakeOptions(api, clk, cfg)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := r.Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Recorded != cfg.Trials() || res.Errors != 0 || len(res.CleanupErrors) != 0 {
+				t.Fatalf("result %+v, want %d trials, no errors", res, cfg.Trials())
+			}
+			run, err := report.Load(res.Dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(run.Trials) != cfg.Trials() {
+				t.Fatalf("trials.jsonl has %d lines, want %d", len(run.Trials), cfg.Trials())
+			}
+			seqs := map[int]bool{}
+			for _, tr := range run.Trials {
+				seqs[tr.Seq] = true
+				checkOKTrial(t, tr, tc.open)
+				if tr.RunID != res.RunID {
+					t.Errorf("trial run id %q, want %q", tr.RunID, res.RunID)
+				}
+			}
+			if len(seqs) != cfg.Trials() {
+				t.Errorf("%d distinct seqs, want %d", len(seqs), cfg.Trials())
+			}
+			// Cleanup: every task and project of the run is gone, the foreign task survives.
+			api.mu.Lock()
+			left := len(api.tasks)
+			_, foreignAlive := api.tasks[foreign.ID]
+			projects := len(api.projects)
+			api.mu.Unlock()
+			if left != 1 || !foreignAlive || projects != 0 {
+				t.Errorf("after cleanup: %d tasks (foreign alive %v), %d projects; want only the foreign task", left, foreignAlive, projects)
+			}
+			m := run.Meta
+			if m.FinishedAt == nil || m.ServerVersion != "2.73.0" || m.TrialsRecorded != cfg.Trials() || m.Target != "embedded" {
+				t.Errorf("meta %+v", m)
+			}
+			if m.ClockOffset.Estimates != cfg.Trials() || m.ClockOffset.MaxErrorMs <= 0 {
+				t.Errorf("clock offset stats %+v", m.ClockOffset)
+			}
+			for _, s := range cfg.Strategies {
+				h := run.Histograms[s]
+				if h == nil || h.TotalCount() != int64(cfg.Trials()/len(cfg.Strategies)) {
+					t.Errorf("hlog tag %s: %v", s, h)
+				}
+				if run.Histograms[s+bench.DetectionTagSuffix] == nil {
+					t.Errorf("hlog lacks %s.detection", s)
+				}
+			}
+		})
+	}
+}
+
+func cvatTaskSpec(name string) cvat.TaskSpec { return cvat.TaskSpec{Name: name} }
+
+func checkOKTrial(t *testing.T, tr bench.TrialRecord, open bool) {
+	t.Helper()
+	if tr.Result != bench.ResultOK || len(tr.JobIDs) == 0 || tr.TaskID == 0 {
+		t.Fatalf("trial %d: %+v", tr.Seq, tr)
+	}
+	if !strings.HasPrefix(tr.Signal, "jobs-list") {
+		t.Errorf("signal %q", tr.Signal)
+	}
+	order := []*time.Time{tr.IntendedAt, tr.CreateSentAt, tr.TaskCreatedAt, tr.UploadDoneAt, tr.JobsObtainedAt}
+	if !open {
+		order = order[1:]
+		if tr.IntendedAt != nil || tr.ScheduleLagMs != nil {
+			t.Errorf("closed loop trial %d has intended_at", tr.Seq)
+		}
+	}
+	for i, ts := range order {
+		if ts == nil {
+			t.Fatalf("trial %d: timestamp %d missing", tr.Seq, i)
+		}
+		if i > 0 && ts.Before(*order[i-1]) {
+			t.Errorf("trial %d: timestamp %d before %d", tr.Seq, i, i-1)
+		}
+	}
+	from := tr.CreateSentAt
+	if open {
+		from = tr.IntendedAt
+		if tr.ScheduleLagMs == nil || *tr.ScheduleLagMs < 0 {
+			t.Errorf("open loop trial %d: schedule lag %v", tr.Seq, tr.ScheduleLagMs)
+		}
+	}
+	if want := float64(tr.JobsObtainedAt.Sub(*from)) / 1e6; tr.EndToEndMs == nil || *tr.EndToEndMs != want {
+		t.Errorf("trial %d: end_to_end_ms %v, want %v", tr.Seq, tr.EndToEndMs, want)
+	}
+	// The fake server runs 3 s ahead; the estimate must land within its bound and the visible time before
+	// the jobs were obtained.
+	if tr.ClockOffsetMs == nil || tr.ClockOffsetErrorMs == nil {
+		t.Fatalf("trial %d: no clock offset", tr.Seq)
+	}
+	if d := *tr.ClockOffsetMs - 3000; d > *tr.ClockOffsetErrorMs || d < -*tr.ClockOffsetErrorMs {
+		t.Errorf("trial %d: offset %v ms ±%v, want 3000", tr.Seq, *tr.ClockOffsetMs, *tr.ClockOffsetErrorMs)
+	}
+	if tr.JobsVisibleSource != bench.VisibleFromServerFinished || tr.JobsVisibleAt == nil {
+		t.Fatalf("trial %d: jobs visible %v from %q", tr.Seq, tr.JobsVisibleAt, tr.JobsVisibleSource)
+	}
+	if tr.ServerQueueMs == nil || *tr.ServerQueueMs != 10 || tr.ServerProcessingMs == nil || *tr.ServerProcessingMs != 30 {
+		t.Errorf("trial %d: server queue %v processing %v", tr.Seq, tr.ServerQueueMs, tr.ServerProcessingMs)
+	}
+}
+
+func TestRunnerGroundTruthWins(t *testing.T) {
+	cfg := fakeConfig(t)
+	clk := newFakeClock()
+	api := newFakeAPI(clk)
+	visible := time.Date(2026, 11, 27, 0, 15, 0, 0, time.UTC)
+	opts := append(fakeOptions(api, clk, cfg), bench.WithGroundTruth(func(context.Context, int) (time.Time, bool, error) {
+		return visible, true, nil
+	}))
+	r, err := bench.New(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := report.Load(res.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range run.Trials {
+		if tr.JobsVisibleSource != bench.VisibleFromEmulator || !tr.JobsVisibleAt.Equal(visible) {
+			t.Errorf("trial %d: visible %v from %q", tr.Seq, tr.JobsVisibleAt, tr.JobsVisibleSource)
+		}
+	}
+	if !run.Meta.ClockOffset.GroundTruth {
+		t.Error("meta does not say ground truth was used")
+	}
+}
+
+func TestRunnerUploadErrorIsRecorded(t *testing.T) {
+	cfg := fakeConfig(t)
+	clk := newFakeClock()
+	api := newFakeAPI(clk)
+	api.failUpload = true
+	r, err := bench.New(cfg, fakeOptions(api, clk, cfg)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != cfg.Trials() {
+		t.Fatalf("errors %d, want %d", res.Errors, cfg.Trials())
+	}
+	run, err := report.Load(res.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := run.Trials[0]
+	if tr.Result != bench.ResultError || !strings.Contains(tr.Error, "upload data") || tr.EndToEndMs != nil {
+		t.Errorf("trial %+v", tr)
+	}
+	if len(api.tasks) != 0 {
+		t.Errorf("%d tasks left after cleanup", len(api.tasks))
+	}
+}
+
+func TestRunnerCancelRecordsCanceledTrialsAndCleansUp(t *testing.T) {
+	cfg := fakeConfig(t)
+	clk := newFakeClock()
+	api := newFakeAPI(clk)
+	entered := make(chan string)
+	opts := []bench.Option{bench.WithAPI(api), bench.WithClock(clk)}
+	for _, name := range cfg.Strategies {
+		opts = append(opts, bench.WithStrategy(&listStrategy{name: name, block: make(chan struct{}), entered: entered}))
+	}
+	r, err := bench.New(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	type out struct {
+		res bench.Result
+		err error
+	}
+	done := make(chan out)
+	go func() {
+		res, err := r.Run(ctx)
+		done <- out{res, err}
+	}()
+	for range cfg.Concurrency { // both workers are waiting
+		<-entered
+	}
+	cancel()
+	o := <-done
+	if !errors.Is(o.err, context.Canceled) || !o.res.Interrupted {
+		t.Fatalf("Run = %+v, %v; want interrupted", o.res, o.err)
+	}
+	if o.res.Recorded != cfg.Concurrency {
+		t.Errorf("recorded %d trials, want the %d in flight", o.res.Recorded, cfg.Concurrency)
+	}
+	run, err := report.Load(o.res.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range run.Trials {
+		if tr.Result != bench.ResultError || tr.ErrorClass != "canceled" {
+			t.Errorf("trial %d: result %s class %s", tr.Seq, tr.Result, tr.ErrorClass)
+		}
+	}
+	if !run.Meta.Interrupted || run.Meta.FinishedAt == nil {
+		t.Errorf("meta %+v", run.Meta)
+	}
+	if len(api.tasks) != 0 || len(api.projects) != 0 {
+		t.Errorf("left %d tasks, %d projects", len(api.tasks), len(api.projects))
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	cfg := fakeConfig(t)
+	tests := []struct {
+		name string
+		cfg  bench.Config
+		opts []bench.Option
+		want string
+	}{
+		{"no client", cfg, []bench.Option{bench.WithStrategy(&listStrategy{name: "poll"}), bench.WithStrategy(&listStrategy{name: "sdk"})}, "no cvat client"},
+		{"override of unconfigured strategy", cfg, []bench.Option{bench.WithAPI(newFakeAPI(newFakeClock())), bench.WithStrategy(&listStrategy{name: "ui"})}, "not among the configured"},
+		{"invalid config", bench.Config{}, nil, "invalid config"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := bench.New(tc.cfg, tc.opts...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New = %v, want error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestResultsRoundTrip(t *testing.T) {
+	cfg := fakeConfig(t)
+	clk := newFakeClock()
+	api := newFakeAPI(clk)
+	r, err := bench.New(cfg, fakeOptions(api, clk, cfg)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := report.Load(res.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(cfg, run.Meta.Config); diff != "" {
+		t.Errorf("meta config (-want +got):\n%s", diff)
+	}
+	sum, err := report.Summarize(run, report.DefaultPercentiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The summary from raw trials and the .hlog written by the runner agree.
+	for _, row := range sum.Rows {
+		h := run.Histograms[row.Strategy]
+		if h.TotalCount() != row.EndToEnd.N {
+			t.Errorf("%s: hlog count %d, summary %d", row.Strategy, h.TotalCount(), row.EndToEnd.N)
+		}
+		p99, _ := row.EndToEnd.At(99)
+		if got := float64(h.ValueAtPercentile(99)) / 1e6; got != p99 {
+			t.Errorf("%s: hlog p99 %v ms, summary %v ms", row.Strategy, got, p99)
+		}
+	}
+	// Loading twice gives the same summary (the table is reproducible).
+	again, err := report.Load(res.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum2, _ := report.Summarize(again, report.DefaultPercentiles)
+	if diff := cmp.Diff(sum, sum2); diff != "" {
+		t.Errorf("summary not reproducible:\n%s", diff)
+	}
+	// The hlog is a standard HdrHistogram log.
+	f, err := os.Open(filepath.Join(res.Dir, "poll.hlog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lr := hdrhistogram.NewHistogramLogReader(f)
+	var tags []string
+	for {
+		h, err := lr.NextIntervalHistogram()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h == nil {
+			break
+		}
+		tags = append(tags, h.Tag())
+	}
+	if !slices.Equal(tags, []string{"poll", "poll.detection"}) {
+		t.Errorf("hlog tags %v", tags)
+	}
+}

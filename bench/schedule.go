@@ -1,0 +1,46 @@
+package bench
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// Slot is one scheduled trial.
+type Slot struct {
+	Seq          int
+	Strategy     string
+	ImageQuality int
+}
+
+// Schedule orders the trials of cfg: in rounds, each round holding every (strategy, image quality) cell once
+// in a seeded random order. So every strategy gets its share of warm-up, busy and quiet minutes, and any
+// prefix of the schedule (an interrupted run) is balanced to within one trial per cell.
+func Schedule(cfg Config) []Slot {
+	type cell struct {
+		strategy string
+		quality  int
+	}
+	var cells []cell
+	for _, s := range cfg.Strategies {
+		for _, q := range cfg.ImageQualities {
+			cells = append(cells, cell{s, q})
+		}
+	}
+	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5c4ed01e)) // second word: a fixed stream for schedules
+	slots := make([]Slot, 0, len(cells)*cfg.TasksPerStrategy)
+	round := make([]cell, len(cells))
+	for range cfg.TasksPerStrategy {
+		copy(round, cells)
+		rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
+		for _, c := range round {
+			slots = append(slots, Slot{Seq: len(slots), Strategy: c.strategy, ImageQuality: c.quality})
+		}
+	}
+	return slots
+}
+
+// IntendedStart is when an open-loop run at rate trials/s means to start trial seq: a constant rate, so the
+// latency of a trial that starts late because the client was busy counts from when it should have started.
+func IntendedStart(start time.Time, rate float64, seq int) time.Time {
+	return start.Add(time.Duration(float64(seq) / rate * float64(time.Second)))
+}

@@ -1,0 +1,85 @@
+package bench
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestScheduleIsSeededAndBalanced(t *testing.T) {
+	tests := []struct {
+		name       string
+		strategies []string
+		qualities  []int
+		tasks      int
+	}{
+		{"one strategy", []string{"poll"}, []int{70}, 5},
+		{"many strategies", []string{"busyloop", "poll", "sdk", "cli", "ui", "backoff"}, []int{70}, 8},
+		{"quality sweep", []string{"poll", "sdk"}, []int{10, 50, 90}, 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := validConfig()
+			cfg.Strategies, cfg.ImageQualities, cfg.TasksPerStrategy = tc.strategies, tc.qualities, tc.tasks
+			a, b := Schedule(cfg), Schedule(cfg)
+			if !slices.Equal(a, b) {
+				t.Fatal("same seed gave different schedules")
+			}
+			if len(a) != cfg.Trials() {
+				t.Fatalf("len %d, want %d", len(a), cfg.Trials())
+			}
+			cells := len(tc.strategies) * len(tc.qualities)
+			counts := map[Slot]int{}
+			for i, s := range a {
+				if s.Seq != i {
+					t.Fatalf("slot %d has seq %d", i, s.Seq)
+				}
+				counts[Slot{Strategy: s.Strategy, ImageQuality: s.ImageQuality}]++
+				// Every prefix is balanced within one trial per cell.
+				lo, hi := tc.tasks, 0
+				for _, st := range tc.strategies {
+					for _, q := range tc.qualities {
+						n := counts[Slot{Strategy: st, ImageQuality: q}]
+						lo, hi = min(lo, n), max(hi, n)
+					}
+				}
+				if hi-lo > 1 {
+					t.Fatalf("prefix of %d trials unbalanced: min %d max %d per cell", i+1, lo, hi)
+				}
+			}
+			if len(counts) != cells {
+				t.Fatalf("%d cells scheduled, want %d", len(counts), cells)
+			}
+			if cells > 2 {
+				cfg.Seed++
+				if slices.Equal(a, Schedule(cfg)) {
+					t.Error("another seed gave the same schedule")
+				}
+				// Interleaved: the first strategy does not always go first in each round.
+				firsts := map[string]bool{}
+				for r := 0; r < tc.tasks; r++ {
+					firsts[a[r*cells].Strategy] = true
+				}
+				if len(firsts) < 2 && len(tc.strategies) > 1 {
+					t.Errorf("every round starts with the same strategy: %v", firsts)
+				}
+			}
+		})
+	}
+}
+
+func TestIntendedStart(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		rate float64
+		seq  int
+		want time.Duration
+	}{
+		{2, 0, 0}, {2, 1, 500 * time.Millisecond}, {2, 10, 5 * time.Second}, {0.5, 3, 6 * time.Second},
+	}
+	for _, tc := range tests {
+		if got := IntendedStart(start, tc.rate, tc.seq).Sub(start); got != tc.want {
+			t.Errorf("IntendedStart(rate %g, seq %d) = +%v, want +%v", tc.rate, tc.seq, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/cvat"
+	"github.com/cvatbench/cvatbench/cvatsim"
+	"github.com/cvatbench/cvatbench/report"
+)
+
+// Embedded emulator credentials (cvatsim's defaults).
+const simUser, simPassword = "admin", "admin"
+
+func runCommand() *cli.Command {
+	d := bench.DefaultConfig()
+	return &cli.Command{
+		Name:  "run",
+		Usage: "create tasks, wait for their jobs with each strategy, and write results/<run-id>/",
+		Description: "Without --url, runs against an embedded CVAT 2.73 emulator (--sim-profile). Prints the summary " +
+			"table, read back from the results directory, to stdout and a progress line to stderr.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "url", Usage: "CVAT base URL; empty: embedded emulator"},
+			&cli.StringFlag{Name: "sim-profile", Value: d.SimProfile, Usage: "emulator profile: " + strings.Join(cvatsim.ProfileNames(), ", ")},
+			&cli.StringFlag{Name: "user", EnvVars: []string{"CVAT_USER"}, Usage: "CVAT user (logs in for a token)"},
+			&cli.StringFlag{Name: "password", EnvVars: []string{"CVAT_PASSWORD"}, Usage: "CVAT password"},
+			&cli.StringFlag{Name: "token", EnvVars: []string{"CVAT_ACCESS_TOKEN"}, Usage: "CVAT personal access token"},
+			&cli.StringFlag{Name: "org", Usage: "organization slug; empty: personal sandbox"},
+			&cli.StringSliceFlag{Name: "strategies", Value: cli.NewStringSlice(d.Strategies...), Usage: "wait strategies to compare"},
+			&cli.IntFlag{Name: "tasks", Value: d.TasksPerStrategy, Usage: "tasks per strategy (and image quality)"},
+			&cli.IntFlag{Name: "concurrency", Value: d.Concurrency, Usage: "closed loop: trials in flight"},
+			&cli.Float64Flag{Name: "rate", Usage: "open loop: trials started per second (instead of --concurrency)"},
+			&cli.IntFlag{Name: "images", Value: d.Images, Usage: "images per task"},
+			&cli.StringFlag{Name: "image-size", Value: d.ImageSize, Usage: "generated image size WxH"},
+			&cli.StringFlag{Name: "image-format", Value: d.ImageFormat, Usage: "generated image format: jpeg, png"},
+			&cli.StringFlag{Name: "images-dir", Usage: "upload these images (sorted by name) instead of generated ones"},
+			&cli.IntSliceFlag{Name: "image-quality", Value: cli.NewIntSlice(d.ImageQualities...), Usage: "image_quality; several values make a sweep"},
+			&cli.IntFlag{Name: "segment-size", Value: d.SegmentSize, Usage: "frames per job; 0: one job"},
+			&cli.StringFlag{Name: "upload-mode", Value: d.UploadMode, Usage: "single, sdk or tus"},
+			&cli.Int64Flag{Name: "seed", Value: d.Seed, Usage: "seed of the schedule, images and jitter"},
+			&cli.DurationFlag{Name: "timeout", Value: d.Timeout, Usage: "per trial: create, upload and wait"},
+			&cli.StringFlag{Name: "out", Value: d.OutDir, Usage: "results directory"},
+			&cli.DurationFlag{Name: "poll-interval", Value: d.PollInterval, Usage: "poll strategy interval"},
+			&cli.DurationFlag{Name: "sdk-period", Value: d.SDKPeriod, Usage: "sdk strategy status_check_period"},
+			&cli.DurationFlag{Name: "cli-period", Value: d.CLIPeriod, Usage: "cli strategy completion_verification_period"},
+			&cli.DurationFlag{Name: "backoff-initial", Value: d.BackoffInitial, Usage: "backoff strategy first pause"},
+			&cli.Float64Flag{Name: "backoff-factor", Value: d.BackoffFactor, Usage: "backoff strategy growth per step"},
+			&cli.DurationFlag{Name: "backoff-max", Value: d.BackoffMax, Usage: "backoff strategy pause cap"},
+			&cli.Float64Flag{Name: "backoff-jitter", Value: d.BackoffJitter, Usage: "backoff strategy jitter fraction"},
+			&cli.DurationFlag{Name: "safety-poll", Value: d.SafetyPoll, Usage: "webhook strategy safety poll period"},
+			&cli.StringFlag{Name: "webhook-listen", Value: d.WebhookListen, Usage: "webhook receiver listen address"},
+			&cli.StringFlag{Name: "webhook-url", Value: d.WebhookURL, Usage: "URL CVAT delivers webhooks to; empty: from --webhook-listen"},
+		},
+		Action: runAction,
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError("run: %v", err)
+		},
+	}
+}
+
+// runConfig turns flags into a bench.Config; it is also what tests check.
+func runConfig(c *cli.Context) bench.Config {
+	cfg := bench.Config{
+		Strategies:       c.StringSlice("strategies"),
+		TasksPerStrategy: c.Int("tasks"),
+		Concurrency:      c.Int("concurrency"),
+		Rate:             c.Float64("rate"),
+		Images:           c.Int("images"),
+		ImageSize:        c.String("image-size"),
+		ImageFormat:      c.String("image-format"),
+		ImagesDir:        c.String("images-dir"),
+		ImageQualities:   c.IntSlice("image-quality"),
+		SegmentSize:      c.Int("segment-size"),
+		Seed:             c.Int64("seed"),
+		Timeout:          c.Duration("timeout"),
+		UploadMode:       c.String("upload-mode"),
+		Org:              c.String("org"),
+		Target:           c.String("url"),
+		OutDir:           c.String("out"),
+		PollInterval:     c.Duration("poll-interval"),
+		SDKPeriod:        c.Duration("sdk-period"),
+		CLIPeriod:        c.Duration("cli-period"),
+		BackoffInitial:   c.Duration("backoff-initial"),
+		BackoffMax:       c.Duration("backoff-max"),
+		BackoffFactor:    c.Float64("backoff-factor"),
+		BackoffJitter:    c.Float64("backoff-jitter"),
+		SafetyPoll:       c.Duration("safety-poll"),
+		WebhookListen:    c.String("webhook-listen"),
+		WebhookURL:       c.String("webhook-url"),
+	}
+	if cfg.Target == "" {
+		cfg.SimProfile = c.String("sim-profile")
+	}
+	// --rate alone means open loop: the default concurrency does not apply.
+	if c.IsSet("rate") && !c.IsSet("concurrency") {
+		cfg.Concurrency = 0
+	}
+	// --images-dir alone uploads every image of the directory.
+	if cfg.ImagesDir != "" && !c.IsSet("images") {
+		cfg.Images = 0
+	}
+	return cfg
+}
+
+// oneLine joins the lines of a multi-error, so bad input is reported on one line.
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+func runAction(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageError("unexpected arguments %q: flags go first", c.Args().Slice())
+	}
+	cfg := runConfig(c)
+	if err := cfg.Validate(); err != nil {
+		return usageError("run: %s", oneLine(err))
+	}
+	ctx := c.Context
+	ver, rev := buildInfo()
+	opts := []bench.Option{bench.WithVersion(ver, rev), bench.WithProgress(c.App.ErrWriter)}
+
+	var client *cvat.Client
+	if cfg.Target == "" {
+		prof, err := cvatsim.LookupProfile(cfg.SimProfile)
+		if err != nil {
+			return usageError("run: --sim-profile: %v", err)
+		}
+		if c.IsSet("user") || c.IsSet("password") || c.IsSet("token") || c.IsSet("org") {
+			return usageError("run: --user, --password, --token and --org need --url (the embedded emulator has its own admin)")
+		}
+		srv, base, stop, err := startEmulator(prof, cfg.Seed)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		client, err = login(ctx, base, simUser, simPassword, "", "")
+		if err != nil {
+			return err
+		}
+		opts = append(opts, bench.WithGroundTruth(func(_ context.Context, taskID int) (time.Time, bool, error) {
+			tl, ok := srv.Timeline(taskID)
+			if !ok || tl.JobsVisibleAt.IsZero() {
+				return time.Time{}, false, nil
+			}
+			return tl.JobsVisibleAt, true, nil
+		}))
+	} else {
+		user, password, token := c.String("user"), c.String("password"), c.String("token")
+		switch {
+		case token != "" && (user != "" || password != ""):
+			return usageError("run: give --token or --user/--password, not both")
+		case token == "" && (user == "" || password == ""):
+			return usageError("run: --url needs --token or both --user and --password (or CVAT_ACCESS_TOKEN, CVAT_USER, CVAT_PASSWORD)")
+		}
+		var err error
+		client, err = login(ctx, cfg.Target, user, password, token, cfg.Org)
+		if err != nil {
+			return err
+		}
+	}
+	opts = append(opts, bench.WithClient(client))
+
+	r, err := bench.New(cfg, opts...)
+	if err != nil {
+		return usageError("run: %s", oneLine(err))
+	}
+	res, runErr := r.Run(ctx)
+	if res.Dir == "" {
+		return fmt.Errorf("run: %w", runErr)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "results: %s\n", res.Dir)
+	for _, e := range res.CleanupErrors {
+		fmt.Fprintf(c.App.ErrWriter, "cleanup: %s\n", e)
+	}
+	// The table comes from the files, so `cvatbench report <dir>` prints the same bytes later.
+	if err := printTable(c, res.Dir); err != nil {
+		return errors.Join(runErr, err)
+	}
+	if runErr != nil {
+		return fmt.Errorf("run: %w", runErr)
+	}
+	return nil
+}
+
+func printTable(c *cli.Context, dir string) error {
+	run, err := report.Load(dir)
+	if err != nil {
+		return err
+	}
+	sum, err := report.Summarize(run, report.DefaultPercentiles)
+	if err != nil {
+		return err
+	}
+	return report.Table(sum, false)(c.App.Writer)
+}
+
+// startEmulator serves cvatsim over real HTTP on a loopback port, so the client and the webhook path behave as
+// against a real server.
+func startEmulator(prof cvatsim.Profile, seed int64) (*cvatsim.Server, string, func(), error) {
+	srv, err := cvatsim.New(cvatsim.Options{Profile: prof, Username: simUser, Password: simPassword, Seed: seed})
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("start emulator: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		srv.Close()
+		return nil, "", nil, fmt.Errorf("start emulator: %w", err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }() // returns ErrServerClosed after Close
+	stop := func() {
+		_ = hs.Close()
+		srv.Close()
+	}
+	return srv, "http://" + ln.Addr().String(), stop, nil
+}
+
+// login builds a client that authenticates with a token: a personal access token as given, or the key of a
+// password login. Basic auth is avoided because CVAT hashes the password on every request (API.md §2.1).
+func login(ctx context.Context, base, user, password, token, org string) (*cvat.Client, error) {
+	auth := cvat.Bearer(token)
+	if token == "" {
+		key, err := cvat.Login(ctx, base, user, password, nil)
+		if err != nil {
+			return nil, fmt.Errorf("run: %w", err)
+		}
+		auth = cvat.Token(key)
+	}
+	c, err := cvat.New(cvat.Config{BaseURL: base, Auth: auth, Org: org})
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	return c, nil
+}

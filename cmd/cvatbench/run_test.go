@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/report"
+)
+
+func TestRunBadInputIsOneLineExit2(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown strategy", []string{"--strategies", "poll,nap"}, `unknown strategy "nap"`},
+		{"rate and concurrency", []string{"--rate", "2", "--concurrency", "2"}, "exclusive"},
+		{"concurrency above trials", []string{"--strategies", "poll", "--tasks", "1", "--concurrency", "2"}, "exceeds the 1 scheduled"},
+		{"zero timeout", []string{"--timeout", "0s"}, "timeout 0s"},
+		{"quality out of range", []string{"--image-quality", "0"}, "image quality 0"},
+		{"bad image size", []string{"--image-size", "big"}, `image size "big"`},
+		{"bad upload mode", []string{"--upload-mode", "ftp"}, `upload mode "ftp"`},
+		{"two problems", []string{"--tasks", "0", "--image-format", "bmp"}, `tasks per strategy 0`},
+		{"unknown profile", []string{"--sim-profile", "fast"}, `unknown profile "fast"`},
+		{"credentials without url", []string{"--user", "u", "--password", "p"}, "need --url"},
+		{"url without credentials", []string{"--url", "http://127.0.0.1:1"}, "needs --token or both"},
+		{"token and password", []string{"--url", "http://127.0.0.1:1", "--token", "t", "--user", "u", "--password", "p"}, "not both"},
+		{"positional argument", []string{"extra"}, "unexpected arguments"},
+		{"unknown flag", []string{"--nope"}, "flag provided but not defined"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("CVAT_USER", "")
+			t.Setenv("CVAT_PASSWORD", "")
+			t.Setenv("CVAT_ACCESS_TOKEN", "")
+			var out, errOut bytes.Buffer
+			args := append([]string{"cvatbench", "run", "--out", t.TempDir()}, tc.args...)
+			code := run(context.Background(), args, &out, &errOut)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want %d; stderr %q", code, exitUsage, errOut.String())
+			}
+			msg := strings.TrimRight(errOut.String(), "\n")
+			if strings.Contains(msg, "\n") {
+				t.Errorf("stderr has several lines: %q", msg)
+			}
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("stderr %q lacks %q", msg, tc.want)
+			}
+			if strings.Contains(msg, "p\n") || strings.Contains(msg, `"p"`) {
+				t.Errorf("stderr may leak the password: %q", msg)
+			}
+		})
+	}
+}
+
+func TestRunConfigFromFlags(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, c bench.Config)
+	}{
+		{"defaults", nil, func(t *testing.T, c bench.Config) {
+			d := bench.DefaultConfig()
+			d.OutDir = c.OutDir
+			if c.Concurrency != d.Concurrency || c.TasksPerStrategy != d.TasksPerStrategy || len(c.Strategies) != len(d.Strategies) ||
+				c.SimProfile != "cvat-default" || c.Timeout != d.Timeout || c.Validate() != nil {
+				t.Errorf("config %+v", c)
+			}
+		}},
+		{"rate alone is open loop", []string{"--rate", "1.5"}, func(t *testing.T, c bench.Config) {
+			if c.Concurrency != 0 || c.Rate != 1.5 {
+				t.Errorf("concurrency %d rate %g", c.Concurrency, c.Rate)
+			}
+		}},
+		{"images dir alone takes all images", []string{"--images-dir", "/x"}, func(t *testing.T, c bench.Config) {
+			if c.Images != 0 || c.ImagesDir != "/x" {
+				t.Errorf("images %d dir %q", c.Images, c.ImagesDir)
+			}
+		}},
+		{"sweep and knobs", []string{"--image-quality", "30", "--image-quality", "90", "--poll-interval", "250ms", "--strategies", "poll,sdk"},
+			func(t *testing.T, c bench.Config) {
+				if len(c.ImageQualities) != 2 || c.PollInterval != 250*time.Millisecond || strings.Join(c.Strategies, ",") != "poll,sdk" {
+					t.Errorf("config %+v", c)
+				}
+			}},
+		{"url drops the emulator profile", []string{"--url", "http://cvat:8080"}, func(t *testing.T, c bench.Config) {
+			if c.Target != "http://cvat:8080" || c.SimProfile != "" {
+				t.Errorf("target %q profile %q", c.Target, c.SimProfile)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := runCommand()
+			var got bench.Config
+			cmd.Action = func(c *cli.Context) error { got = runConfig(c); return nil }
+			app := &cli.App{Name: "cvatbench", Commands: []*cli.Command{cmd}, ExitErrHandler: func(*cli.Context, error) {}}
+			if err := app.Run(append([]string{"cvatbench", "run"}, tc.args...)); err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, got)
+		})
+	}
+}
+
+func TestRunOnEmbeddedEmulatorPrintsTableFromResults(t *testing.T) {
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"cvatbench", "run", "--sim-profile", "instant",
+		"--strategies", "busyloop,poll,webhook", "--tasks", "2", "--concurrency", "2", "--images", "2",
+		"--image-size", "16x16", "--poll-interval", "5ms", "--out", out}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	dirs, _ := filepath.Glob(filepath.Join(out, "*"))
+	if len(dirs) != 1 {
+		t.Fatalf("results dirs %v", dirs)
+	}
+	if !strings.Contains(stderr.String(), "6/6 trials, 0 errors") || !strings.Contains(stderr.String(), "results: "+dirs[0]) {
+		t.Errorf("stderr %q", stderr.String())
+	}
+	// Re-reading the directory reproduces the printed table byte for byte.
+	r, err := report.Load(dirs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := report.Summarize(r, report.DefaultPercentiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again bytes.Buffer
+	if err := report.Table(s, false)(&again); err != nil {
+		t.Fatal(err)
+	}
+	if again.String() != stdout.String() {
+		t.Errorf("table printed by run differs from the results:\n%s\nvs\n%s", stdout.String(), again.String())
+	}
+	for _, want := range []string{"busyloop", "poll", "webhook", "| strategy |"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if r.Meta.Target != "embedded" || r.Meta.EmulatorProfile != "instant" || r.Meta.ServerVersion == "" || r.Meta.ToolCommit == "" {
+		t.Errorf("meta %+v", r.Meta)
+	}
+}

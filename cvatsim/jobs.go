@@ -1,0 +1,94 @@
+package cvatsim
+
+import (
+	"net/http"
+	"sort"
+)
+
+// handleListJobs is GET /api/jobs (API.md §7.1): simple filters, sort by id,
+// default -id, pagination with page_size=all. Jobs appear only at the
+// creation commit, so a non-empty answer is always complete.
+func (s *Server) handleListJobs(c *call) {
+	q := c.r.URL.Query()
+	s.mu.Lock()
+	var js []*job
+	for _, j := range s.jobs {
+		if !canSee(c.user, j.task.owner) || !jobMatches(j, q) {
+			continue
+		}
+		js = append(js, j)
+	}
+	desc := sortDesc(q, true)
+	sort.Slice(js, func(a, b int) bool { return (js[a].id > js[b].id) == desc })
+	rc := renderCtx{base: c.base()}
+	items := make([]obj, len(js))
+	for i, j := range js {
+		items[i] = s.renderJob(j, rc)
+	}
+	s.mu.Unlock()
+	n := c.list(items)
+	c.post += s.prof.APIReadPerJob * timeMul(n)
+}
+
+// jobMatches applies the simple equality filters of /api/jobs.
+func jobMatches(j *job, q map[string][]string) bool {
+	get := func(k string) (string, bool) {
+		v, ok := q[k]
+		if !ok || len(v) == 0 || v[0] == "" {
+			return "", false
+		}
+		return v[0], true
+	}
+	var projectID, parent string
+	if j.task.project != nil {
+		projectID = itoa(j.task.project.id)
+	}
+	if j.parent != nil {
+		parent = itoa(*j.parent)
+	}
+	fields := map[string]string{
+		"task_id": itoa(j.task.id), "project_id": projectID, "type": j.typ, "parent_job_id": parent,
+		"stage": "annotation", "state": "new", "dimension": "2d", "media_type": "image", "mode": "annotation",
+		"task_name": j.task.name,
+	}
+	for k, want := range fields {
+		if v, ok := get(k); ok && v != want {
+			return false
+		}
+	}
+	if v, ok := get("project_name"); ok && (j.task.project == nil || j.task.project.name != v) {
+		return false
+	}
+	if _, ok := get("assignee"); ok {
+		return false // no job has an assignee
+	}
+	return true
+}
+
+// lookupJob finds a visible job; ok false means 404 was sent.
+func (s *Server) lookupJob(c *call) (*job, bool) {
+	id, ok := c.pathID(0, "Job")
+	if !ok {
+		return nil, false
+	}
+	s.mu.Lock()
+	j := s.jobs[id]
+	s.mu.Unlock()
+	if j == nil || !canSee(c.user, j.task.owner) {
+		c.notFound("Job")
+		return nil, false
+	}
+	return j, true
+}
+
+// handleGetJob is GET /api/jobs/{id}.
+func (s *Server) handleGetJob(c *call) {
+	j, ok := s.lookupJob(c)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	out := s.renderJob(j, renderCtx{base: c.base()})
+	s.mu.Unlock()
+	c.json(http.StatusOK, out)
+}

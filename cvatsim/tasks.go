@@ -1,0 +1,383 @@
+package cvatsim
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strings"
+	"unicode/utf8"
+)
+
+// labelSpec is one entry of "labels" in a write request.
+type labelSpec struct {
+	Name string `json:"name"`
+}
+
+// handleCreateProject is POST /api/projects (API.md §3).
+func (s *Server) handleCreateProject(c *call) {
+	var in struct {
+		Name   *string     `json:"name"`
+		Labels []labelSpec `json:"labels"`
+	}
+	if !c.decodeJSON(&in) {
+		return
+	}
+	if msg := checkName(in.Name); msg != "" {
+		c.badRequest(fieldError("name", msg))
+		return
+	}
+	labels, msg := checkLabels(in.Labels)
+	if msg != "" {
+		c.badRequest(obj{{"labels", []string{msg}}})
+		return
+	}
+	now := s.now()
+	s.mu.Lock()
+	p := &project{id: s.nextID("project"), name: *in.Name, owner: c.user, labels: labels, created: now, updated: now}
+	s.projects[p.id] = p
+	out := s.renderProject(p, c.base())
+	s.emitResourceLocked("create:project", p, "project", out, apiSender(c))
+	s.mu.Unlock()
+	c.json(http.StatusCreated, out)
+}
+
+func checkName(name *string) string {
+	switch {
+	case name == nil:
+		return "This field is required."
+	case strings.TrimSpace(*name) == "":
+		return "This field may not be blank."
+	case utf8.RuneCountInString(*name) > 256:
+		return "Ensure this field has no more than 256 characters."
+	}
+	return ""
+}
+
+func checkLabels(in []labelSpec) ([]string, string) {
+	var out []string
+	seen := map[string]bool{}
+	for _, l := range in {
+		if strings.TrimSpace(l.Name) == "" {
+			return nil, "Label name may not be blank."
+		}
+		if seen[l.Name] {
+			return nil, "All label names must be unique"
+		}
+		seen[l.Name] = true
+		out = append(out, l.Name)
+	}
+	return out, ""
+}
+
+// canSee reports whether u may view an object owned by owner.
+func canSee(u, owner *user) bool { return u.superuser || u == owner }
+
+// handleGetProject is GET /api/projects/{id}.
+func (s *Server) handleGetProject(c *call) {
+	id, ok := c.pathID(0, "Project")
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	p := s.projects[id]
+	if p == nil || !canSee(c.user, p.owner) {
+		s.mu.Unlock()
+		c.notFound("Project")
+		return
+	}
+	out := s.renderProject(p, c.base())
+	s.mu.Unlock()
+	c.json(http.StatusOK, out)
+}
+
+// handleListProjects is GET /api/projects (search on the name, default -id).
+func (s *Server) handleListProjects(c *call) {
+	q := c.r.URL.Query()
+	search := strings.ToLower(q.Get("search"))
+	s.mu.Lock()
+	var ps []*project
+	for _, p := range s.projects {
+		if !canSee(c.user, p.owner) {
+			continue
+		}
+		if search != "" && !strings.Contains(strings.ToLower(p.name), search) &&
+			!strings.Contains(strings.ToLower(p.owner.username), search) {
+			continue
+		}
+		if n := q.Get("name"); n != "" && p.name != n {
+			continue
+		}
+		ps = append(ps, p)
+	}
+	desc := sortDesc(q, true)
+	sort.Slice(ps, func(i, j int) bool { return (ps[i].id > ps[j].id) == desc })
+	items := make([]obj, len(ps))
+	for i, p := range ps {
+		items[i] = s.renderProject(p, c.base())
+	}
+	s.mu.Unlock()
+	c.list(items)
+}
+
+// handleDeleteProject is DELETE /api/projects/{id}: its tasks, jobs and
+// project webhooks go with it (API.md §3).
+func (s *Server) handleDeleteProject(c *call) {
+	id, ok := c.pathID(0, "Project")
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	p := s.projects[id]
+	if p == nil || !canSee(c.user, p.owner) {
+		s.mu.Unlock()
+		c.notFound("Project")
+		return
+	}
+	jobs := 0
+	for _, t := range s.tasks {
+		if t.project == p {
+			jobs += len(t.jobIDs)
+			s.deleteTaskLocked(t, c, false)
+		}
+	}
+	for wid, w := range s.webhooks {
+		if w.projectID != nil && *w.projectID == p.id {
+			delete(s.webhooks, wid)
+		}
+	}
+	delete(s.projects, id)
+	s.mu.Unlock()
+	c.post += s.prof.DeletePerJob * timeMul(jobs)
+	c.w.WriteHeader(http.StatusNoContent)
+}
+
+// handleCreateTask is POST /api/tasks (API.md §4.1).
+func (s *Server) handleCreateTask(c *call) {
+	var raw map[string]json.RawMessage
+	if !c.decodeJSON(&raw) {
+		return
+	}
+	var in struct {
+		Name              *string     `json:"name"`
+		Labels            []labelSpec `json:"labels"`
+		ProjectID         *int        `json:"project_id"`
+		SegmentSize       *int        `json:"segment_size"`
+		Overlap           *int        `json:"overlap"`
+		ConsensusReplicas *int        `json:"consensus_replicas"`
+	}
+	if len(c.body) > 0 && !c.decodeJSON(&in) {
+		return
+	}
+	errs := obj{}
+	if msg := checkName(in.Name); msg != "" {
+		errs = append(errs, kv{"name", []string{msg}})
+	}
+	if in.SegmentSize != nil && *in.SegmentSize < 0 {
+		errs = append(errs, kv{"segment_size", []string{"Ensure this value is greater than or equal to 0."}})
+	}
+	if in.Overlap != nil && *in.Overlap < 0 {
+		errs = append(errs, kv{"overlap", []string{"Ensure this value is greater than or equal to 0."}})
+	}
+	replicas := 0
+	if in.ConsensusReplicas != nil {
+		replicas = *in.ConsensusReplicas
+		if replicas < 0 {
+			errs = append(errs, kv{"consensus_replicas", []string{"Ensure this value is greater than or equal to 0."}})
+		} else if replicas == 1 || replicas > 11 {
+			errs = append(errs, kv{"consensus_replicas", []string{"Value must be 0 or between 2 and 11"}})
+		}
+	}
+	labels, lmsg := checkLabels(in.Labels)
+	if lmsg != "" {
+		errs = append(errs, kv{"labels", []string{lmsg}})
+	}
+	if len(errs) > 0 {
+		c.badRequest(errs)
+		return
+	}
+	if _, hasLabels := raw["labels"]; hasLabels && in.ProjectID != nil {
+		c.badRequest(fieldError("non_field_errors", "Task must have only one of Label set or project_id"))
+		return
+	}
+	now := s.now()
+	s.mu.Lock()
+	var p *project
+	if in.ProjectID != nil {
+		p = s.projects[*in.ProjectID]
+		if p == nil || !canSee(c.user, p.owner) {
+			s.mu.Unlock()
+			c.badRequest(fieldError("project_id", "Invalid pk \""+itoa(*in.ProjectID)+"\" - object does not exist."))
+			return
+		}
+	}
+	t := &task{id: s.nextID("task"), name: *in.Name, project: p, owner: c.user, created: now, updated: now,
+		overlap: in.Overlap, replicas: replicas, labels: labels, tus: map[string]*tusUpload{}}
+	if in.SegmentSize != nil {
+		t.segSize = *in.SegmentSize
+	}
+	s.tls[t.id] = &timeline{done: make(chan struct{})}
+	s.tasks[t.id] = t
+	out := s.renderTask(t, renderCtx{base: c.base()})
+	s.emitResourceLocked("create:task", p, "task", out, apiSender(c))
+	if p != nil {
+		before := p.updated
+		p.updated = now
+		s.emitUpdateLocked("update:project", p, "project", s.renderProject(p, c.base()),
+			obj{{"updated_date", fmtTime(before)}}, obj{{"updated_date", obj{{"from", fmtTime(before)}, {"to", fmtTime(now)}}}}, apiSender(c))
+	}
+	s.mu.Unlock()
+	c.json(http.StatusCreated, out)
+}
+
+// lookupTask finds a task the caller may see; ok false means 404 was sent.
+// Callers hold s.mu.
+func (s *Server) lookupTaskLocked(c *call, id int) (*task, bool) {
+	t := s.tasks[id]
+	if t == nil || !canSee(c.user, t.owner) {
+		return nil, false
+	}
+	return t, true
+}
+
+// handleGetTask is GET /api/tasks/{id}.
+func (s *Server) handleGetTask(c *call) {
+	id, ok := c.pathID(0, "Task")
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	t, ok := s.lookupTaskLocked(c, id)
+	if !ok {
+		s.mu.Unlock()
+		c.notFound("Task")
+		return
+	}
+	out := s.renderTask(t, renderCtx{base: c.base()})
+	s.mu.Unlock()
+	c.json(http.StatusOK, out)
+}
+
+// handleListTasks is GET /api/tasks with search, simple filters and
+// pagination (default order -id).
+func (s *Server) handleListTasks(c *call) {
+	q := c.r.URL.Query()
+	search := strings.ToLower(q.Get("search"))
+	s.mu.Lock()
+	var ts []*task
+	for _, t := range s.tasks {
+		if !canSee(c.user, t.owner) {
+			continue
+		}
+		if search != "" && !taskMatches(t, search) {
+			continue
+		}
+		if v := q.Get("project_id"); v != "" && (t.project == nil || itoa(t.project.id) != v) {
+			continue
+		}
+		if v := q.Get("name"); v != "" && t.name != v {
+			continue
+		}
+		ts = append(ts, t)
+	}
+	desc := sortDesc(q, true)
+	sort.Slice(ts, func(i, j int) bool { return (ts[i].id > ts[j].id) == desc })
+	items := make([]obj, len(ts))
+	for i, t := range ts {
+		items[i] = s.renderTask(t, renderCtx{base: c.base()})
+	}
+	s.mu.Unlock()
+	c.list(items)
+}
+
+// taskMatches is the search filter over CVAT's task search fields.
+func taskMatches(t *task, term string) bool {
+	fields := []string{t.name, t.owner.username, "annotation"}
+	if t.project != nil {
+		fields = append(fields, t.project.name)
+	}
+	if t.initialized {
+		fields = append(fields, "2d")
+	}
+	for _, f := range fields {
+		if strings.Contains(strings.ToLower(f), term) {
+			return true
+		}
+	}
+	return false
+}
+
+// handleDeleteTask is DELETE /api/tasks/{id} (API.md §4.3).
+func (s *Server) handleDeleteTask(c *call) {
+	id, ok := c.pathID(0, "Task")
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	t, ok := s.lookupTaskLocked(c, id)
+	if !ok {
+		s.mu.Unlock()
+		c.notFound("Task")
+		return
+	}
+	n := len(t.jobIDs)
+	s.deleteTaskLocked(t, c, true)
+	s.mu.Unlock()
+	c.post += s.prof.DeletePerJob * timeMul(n)
+	c.w.WriteHeader(http.StatusNoContent)
+}
+
+// deleteTaskLocked removes a task and its jobs; with events it fires
+// delete:job per job, then delete:task. A queued request fails when a worker
+// takes it; a running one fails at its commit.
+func (s *Server) deleteTaskLocked(t *task, c *call, events bool) {
+	rc := renderCtx{base: c.base()}
+	if events {
+		taskRepr := s.renderTask(t, rc)
+		for _, id := range t.jobIDs {
+			if j := s.jobs[id]; j != nil {
+				s.emitResourceLocked("delete:job", t.project, "job", s.renderJob(j, rc), apiSender(c))
+			}
+		}
+		s.emitResourceLocked("delete:task", t.project, "task", taskRepr, apiSender(c))
+	}
+	for _, id := range t.jobIDs {
+		delete(s.jobs, id)
+	}
+	for k := range s.chunks {
+		if k.task == t.id {
+			delete(s.chunks, k)
+		}
+	}
+	t.deleted = true
+	delete(s.tasks, t.id)
+}
+
+// handleTaskStatus is the deprecated GET /api/tasks/{id}/status (API.md
+// §6.3): "Finished" whenever no request exists.
+func (s *Server) handleTaskStatus(c *call) {
+	id, ok := c.pathID(0, "Task")
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	t, ok := s.lookupTaskLocked(c, id)
+	if !ok {
+		s.mu.Unlock()
+		c.notFound("Task")
+		return
+	}
+	state, msg := "Finished", ""
+	if rq := s.liveRequestLocked(rqIDFor(t.id)); rq != nil {
+		switch rq.status {
+		case stQueued:
+			state = "Queued"
+		case stStarted:
+			state, msg = "Started", rq.message
+		case stFailed:
+			state, msg = "Failed", rq.message
+		}
+	}
+	s.mu.Unlock()
+	c.w.Header().Set("Deprecation", "true")
+	c.json(http.StatusOK, obj{{"state", state}, {"message", msg}, {"progress", 0.0}})
+}

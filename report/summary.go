@@ -1,0 +1,209 @@
+package report
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/cvatbench/cvatbench/bench"
+)
+
+// DefaultPercentiles are the end-to-end percentiles of the summary table.
+var DefaultPercentiles = []float64{50, 90, 99}
+
+// detectionPercentiles are fixed: detection delay is a secondary column.
+var detectionPercentiles = []float64{50, 99}
+
+// Summary is a run reduced to one row per strategy (and image quality, in a sweep). Plain values, JSON-ready.
+type Summary struct {
+	RunID       string    `json:"run_id"`
+	Percentiles []float64 `json:"percentiles"`
+	Sweep       bool      `json:"sweep"` // more than one image quality: rows are per strategy and quality
+	Rows        []Row     `json:"rows"`
+	// VisibleSources counts, over all ok trials, where jobs_visible_at came from ("emulator",
+	// "server_finished_date"); detection delays are only as good as that source.
+	VisibleSources map[string]int `json:"visible_sources,omitempty"`
+	// OffsetMaxErrorMs is the largest ± bound of the clock-offset estimates (meta.json).
+	OffsetMaxErrorMs float64 `json:"offset_max_error_ms"`
+}
+
+// Row summarises the trials of one strategy (and image quality).
+type Row struct {
+	Strategy      string         `json:"strategy"`
+	ImageQuality  int            `json:"image_quality,omitempty"` // set in sweeps only
+	N             int            `json:"n"`                       // trials recorded
+	OK            int            `json:"ok"`
+	Errors        int            `json:"errors"` // N - OK: timeouts and errors
+	ErrorsByClass map[string]int `json:"errors_by_class,omitempty"`
+	EndToEnd      Latency        `json:"end_to_end"` // ok trials; at Summary.Percentiles
+	Detection     Latency        `json:"detection"`  // ok trials with a jobs-visible time; at p50 and p99
+	// Requests made by the strategy while waiting, over ok trials.
+	RequestsMean float64 `json:"requests_mean"`
+	RequestsP50  int     `json:"requests_p50"`
+}
+
+// Latency is a distribution read from an HdrHistogram (values are bucket edges, 3 significant digits).
+type Latency struct {
+	N         int64      `json:"n"`
+	Quantiles []Quantile `json:"quantiles,omitempty"`
+	MaxMs     float64    `json:"max_ms"`
+	// Overflow counts values the histogram could not hold (negative or above 30 min); they are not in N.
+	Overflow int `json:"overflow,omitempty"`
+}
+
+// Quantile is one percentile value.
+type Quantile struct {
+	P  float64 `json:"p"` // percentile in (0, 100]
+	Ms float64 `json:"ms"`
+}
+
+// At returns the value at percentile p, if it was computed and the distribution is not empty.
+func (l Latency) At(p float64) (ms float64, ok bool) {
+	if l.N == 0 {
+		return 0, false
+	}
+	for _, q := range l.Quantiles {
+		if q.P == p {
+			return q.Ms, true
+		}
+	}
+	return 0, false
+}
+
+// ValidatePercentiles rejects percentiles outside (0, 100] and duplicates.
+func ValidatePercentiles(ps []float64) error {
+	var errs []error
+	seen := map[float64]bool{}
+	for _, p := range ps {
+		switch {
+		case math.IsNaN(p) || p <= 0 || p > 100:
+			errs = append(errs, fmt.Errorf("percentile %g is outside (0, 100]", p))
+		case seen[p]:
+			errs = append(errs, fmt.Errorf("percentile %g given twice", p))
+		}
+		seen[p] = true
+	}
+	if len(ps) == 0 {
+		errs = append(errs, errors.New("no percentiles given"))
+	}
+	return errors.Join(errs...)
+}
+
+// Summarize reduces the raw trials of run through HdrHistograms (bench.NewHistogram geometry), so its numbers
+// match the .hlog files. Rows follow the run's strategy order, then image quality ascending.
+func Summarize(run *Run, percentiles []float64) (*Summary, error) {
+	if err := ValidatePercentiles(percentiles); err != nil {
+		return nil, err
+	}
+	type key struct {
+		strategy string
+		quality  int
+	}
+	qualities := map[int]bool{}
+	for _, t := range run.Trials {
+		qualities[t.ImageQuality] = true
+	}
+	for _, q := range run.Meta.Config.ImageQualities {
+		qualities[q] = true
+	}
+	s := &Summary{
+		RunID: run.Meta.RunID, Percentiles: slices.Clone(percentiles), Sweep: len(qualities) > 1,
+		VisibleSources: map[string]int{}, OffsetMaxErrorMs: run.Meta.ClockOffset.MaxErrorMs,
+	}
+	order := map[string]int{}
+	for i, name := range run.Meta.Config.Strategies {
+		order[name] = i
+	}
+	groups := map[key][]bench.TrialRecord{}
+	for _, t := range run.Trials {
+		k := key{t.Strategy, 0}
+		if s.Sweep {
+			k.quality = t.ImageQuality
+		}
+		groups[k] = append(groups[k], t)
+		if _, ok := order[t.Strategy]; !ok {
+			order[t.Strategy] = len(order) + 1<<20 // unknown strategies after the configured ones
+		}
+		if t.Result == bench.ResultOK && t.JobsVisibleSource != "" {
+			s.VisibleSources[t.JobsVisibleSource]++
+		}
+	}
+	keys := slices.SortedFunc(maps.Keys(groups), func(a, b key) int {
+		return cmp.Or(cmp.Compare(order[a.strategy], order[b.strategy]), cmp.Compare(a.strategy, b.strategy),
+			cmp.Compare(a.quality, b.quality))
+	})
+	e2e, det := bench.NewHistogram(), bench.NewHistogram() // reused: Reset between rows (188 KB each)
+	for _, k := range keys {
+		e2e.Reset()
+		det.Reset()
+		s.Rows = append(s.Rows, summarizeRow(k.strategy, k.quality, groups[k], percentiles, e2e, det))
+	}
+	if len(s.VisibleSources) == 0 {
+		s.VisibleSources = nil
+	}
+	return s, nil
+}
+
+func summarizeRow(strategy string, quality int, trials []bench.TrialRecord, ps []float64, e2e, det *hdrhistogram.Histogram) Row {
+	row := Row{Strategy: strategy, ImageQuality: quality, N: len(trials)}
+	var e2eOver, detOver int
+	var reqs []int
+	for _, t := range trials {
+		if t.Result != bench.ResultOK {
+			row.Errors++
+			if row.ErrorsByClass == nil {
+				row.ErrorsByClass = map[string]int{}
+			}
+			row.ErrorsByClass[cmp.Or(t.ErrorClass, t.Result)]++
+			continue
+		}
+		row.OK++
+		reqs = append(reqs, t.Requests)
+		if !record(e2e, t.EndToEndMs) {
+			e2eOver++
+		}
+		if !record(det, t.DetectionDelayMs) {
+			detOver++
+		}
+	}
+	row.EndToEnd = latency(e2e, ps, e2eOver)
+	row.Detection = latency(det, detectionPercentiles, detOver)
+	if len(reqs) > 0 {
+		sum := 0
+		for _, n := range reqs {
+			sum += n
+		}
+		row.RequestsMean = float64(sum) / float64(len(reqs))
+		slices.Sort(reqs)
+		row.RequestsP50 = reqs[(len(reqs)+1)/2-1] // nearest rank, as HdrHistogram does
+	}
+	return row
+}
+
+// record adds v (ms) to h; false if it was present but out of range.
+func record(h *hdrhistogram.Histogram, v *float64) bool {
+	if v == nil {
+		return true
+	}
+	return h.RecordValue(int64(math.Round(*v*float64(time.Millisecond)))) == nil
+}
+
+func latency(h *hdrhistogram.Histogram, ps []float64, overflow int) Latency {
+	l := Latency{N: h.TotalCount(), Overflow: overflow}
+	if l.N == 0 {
+		return l
+	}
+	for _, p := range ps {
+		l.Quantiles = append(l.Quantiles, Quantile{P: p, Ms: nsToMs(h.ValueAtPercentile(p))})
+	}
+	l.MaxMs = nsToMs(h.Max())
+	return l
+}
+
+func nsToMs(ns int64) float64 { return float64(ns) / float64(time.Millisecond) }

@@ -1,0 +1,332 @@
+// Package strategies holds the pluggable ways of waiting for the job IDs of a freshly created CVAT task, from
+// the moment its data upload returned the request id (API.md §5.5) until every job ID is known.
+//
+// Each strategy reproduces a named client faithfully (API.md §10) or is one of ours:
+//
+//	busyloop  the loop of cvat-ai/cvat#9073: GET /api/jobs?task_id with no pause until non-empty
+//	poll      GET /api/jobs?task_id at a fixed interval
+//	sdk       cvat-sdk 2.73.0 create_from_data + get_jobs: request status every 5 s
+//	cli       cvat-cli 2.73.0 task create: the same loop every 2 s, plus the jobs listing
+//	ui        the web UI's requests manager: growing base delays with +0–50 % jitter
+//	backoff   exponential backoff with ±jitter over the request status
+//	webhook   a local receiver for CVAT's project webhooks, with a slow safety poll
+//	adaptive  polls at quantiles of the processing time learnt from earlier trials
+//
+// Strategies make their calls through API, which *cvat.Client satisfies; bench counts the calls through
+// cvat.WithCallObserver on the trial's context, so strategies do not count anything themselves. Every wait
+// goes through Clock.After and honours ctx.Done(), so tests run a 5 s polling period in microseconds.
+package strategies
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cvatbench/cvatbench/cvat"
+)
+
+// API is the part of the CVAT client a strategy may call while waiting.
+type API interface {
+	GetRequest(ctx context.Context, rqID string) (cvat.Request, error)
+	ListJobs(ctx context.Context, q cvat.JobsQuery) (cvat.JobPage, error)
+	ListJobsPage(ctx context.Context, nextURL string) (cvat.JobPage, error)
+	GetTask(ctx context.Context, id int) (cvat.Task, error)
+}
+
+// Clock is how strategies read time and wait; tests pass a fake that advances instantly.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// RealClock is the wall clock.
+type RealClock struct{}
+
+// Now returns time.Now().
+func (RealClock) Now() time.Time { return time.Now() }
+
+// After returns time.After(d); since Go 1.23 an abandoned timer is collected without firing.
+func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Trial is one task whose jobs a strategy waits for.
+type Trial struct {
+	TaskID     int
+	RqID       string    // the creation request id returned by the upload ("" if unknown)
+	ProjectID  int       // 0: none
+	Images     int       // number of uploaded images, the size term of the adaptive model
+	UploadedAt time.Time // clock time when the upload's 202 arrived; zero: Wait's start
+}
+
+// Signals name what told a strategy that the job list was complete (Outcome.Signal).
+const (
+	SignalJobsList         = "jobs-list"
+	SignalRequestFinished  = "request-finished"
+	SignalRequestExpired   = "request-expired"
+	SignalWebhookCreateJob = "webhook:create:job"
+	SignalWebhookCompleted = "webhook:completed:request"
+	SignalSafetyPoll       = "safety-poll"
+)
+
+// Outcome is what one Wait observed.
+type Outcome struct {
+	JobIDs []int     // complete, ascending
+	SeenAt time.Time // clock time when the IDs were known
+	Signal string    // one of the Signal* constants
+	// Request is the last state of the creation request seen, if any: its server dates feed the timeline.
+	Request *cvat.Request
+}
+
+// Strategy waits until the job IDs of a freshly created task are known. Wait is called concurrently for
+// different trials of one run.
+type Strategy interface {
+	Name() string
+	Wait(ctx context.Context, api API, clk Clock, t Trial) (Outcome, error)
+}
+
+// Preparer is implemented by strategies that need per-run setup (webhook). Bench calls Prepare once per run
+// with the project it created for the strategy, and Close at the end, also on SIGINT.
+type Preparer interface {
+	Prepare(ctx context.Context, c *cvat.Client, projectID int) error
+	Close(ctx context.Context) error
+}
+
+// Params holds the knobs of every strategy; each strategy reads only its own. Start from DefaultParams.
+type Params struct {
+	PollInterval   time.Duration // poll: pause between two job listings
+	SDKPeriod      time.Duration // sdk: status_check_period
+	CLIPeriod      time.Duration // cli: --completion_verification_period
+	BackoffInitial time.Duration // backoff: first pause
+	BackoffMax     time.Duration // backoff: pause cap (before jitter)
+	SafetyPoll     time.Duration // webhook: period of the job listing that covers lost deliveries
+	BackoffFactor  float64       // backoff: growth per step, ≥ 1
+	BackoffJitter  float64       // backoff: ± fraction of each pause, in [0, 1)
+	Seed           int64         // ui and backoff jitter; each trial draws from (Seed, TaskID)
+	WebhookListen  string        // webhook: receiver listen address, host:port
+	WebhookURL     string        // webhook: URL CVAT posts to; "": http://<listen address>/hook
+}
+
+// Defaults of DefaultParams, exported for flag definitions.
+const (
+	DefaultPollInterval   = 100 * time.Millisecond
+	DefaultSDKPeriod      = 5 * time.Second // cvat-sdk Config.status_check_period (API.md §10.1)
+	DefaultCLIPeriod      = 2 * time.Second // cvat-cli --completion_verification_period (API.md §10.2)
+	DefaultBackoffInitial = 100 * time.Millisecond
+	DefaultBackoffMax     = 5 * time.Second
+	DefaultBackoffFactor  = 2.0
+	DefaultBackoffJitter  = 0.2
+	DefaultSafetyPoll     = 10 * time.Second
+	DefaultWebhookListen  = "127.0.0.1:0"
+	DefaultSeed           = 1
+)
+
+// DefaultParams returns the defaults of every strategy.
+func DefaultParams() Params {
+	return Params{
+		PollInterval:   DefaultPollInterval,
+		SDKPeriod:      DefaultSDKPeriod,
+		CLIPeriod:      DefaultCLIPeriod,
+		BackoffInitial: DefaultBackoffInitial,
+		BackoffMax:     DefaultBackoffMax,
+		SafetyPoll:     DefaultSafetyPoll,
+		BackoffFactor:  DefaultBackoffFactor,
+		BackoffJitter:  DefaultBackoffJitter,
+		Seed:           DefaultSeed,
+		WebhookListen:  DefaultWebhookListen,
+	}
+}
+
+// names is the registry order; the constructors validate only the parameters their strategy reads, and
+// reject zero or negative values instead of defaulting them (STYLE.md §11).
+var names = []string{"busyloop", "poll", "sdk", "cli", "ui", "backoff", "webhook", "adaptive"}
+
+var registry = map[string]func(Params) (Strategy, error){
+	"busyloop": func(Params) (Strategy, error) { return NewBusyLoop(), nil },
+	"poll":     func(p Params) (Strategy, error) { return NewPolling(p.PollInterval) },
+	"sdk":      func(p Params) (Strategy, error) { return NewSDK(p.SDKPeriod) },
+	"cli":      func(p Params) (Strategy, error) { return NewCLI(p.CLIPeriod) },
+	"ui":       func(p Params) (Strategy, error) { return NewWebUI(p.Seed), nil },
+	"backoff":  func(p Params) (Strategy, error) { return NewBackoff(p) },
+	"webhook":  func(p Params) (Strategy, error) { return NewWebhook(p) },
+	"adaptive": func(Params) (Strategy, error) { return NewAdaptive(), nil },
+}
+
+// Names returns the registered strategy names, in a fixed order.
+func Names() []string { return slices.Clone(names) }
+
+// New returns the strategy called name, configured from p.
+func New(name string, p Params) (Strategy, error) {
+	mk, ok := registry[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown strategy %q (valid: %s)", name, strings.Join(names, ", "))
+	}
+	s, err := mk(p)
+	if err != nil {
+		return nil, fmt.Errorf("strategy %s: %w", name, err)
+	}
+	return s, nil
+}
+
+var (
+	_ API = (*cvat.Client)(nil) // the real client keeps fitting
+
+	_ Strategy = (*BusyLoop)(nil)
+	_ Strategy = (*Polling)(nil)
+	_ Strategy = (*SDK)(nil)
+	_ Strategy = (*WebUI)(nil)
+	_ Strategy = (*Backoff)(nil)
+	_ Strategy = (*Webhook)(nil)
+	_ Strategy = (*Adaptive)(nil)
+	_ Preparer = (*Webhook)(nil)
+)
+
+// RequestFailedError is a creation request that CVAT reported as failed; Message is CVAT's formatted
+// exception (API.md §6.1), like the SDK's BackgroundRequestException.
+type RequestFailedError struct {
+	RqID    string
+	Message string
+}
+
+func (e *RequestFailedError) Error() string {
+	msg := strings.TrimSpace(e.Message)
+	if msg == "" {
+		msg = "no message"
+	}
+	return fmt.Sprintf("creation request %s failed: %s", e.RqID, msg)
+}
+
+// ErrCancelled is the web UI's reading of a 404 after the request was seen queued or started (API.md §10.3).
+var ErrCancelled = errors.New("creation request cancelled")
+
+// ErrNoJobs means the server said the creation finished but listed no job for the task.
+var ErrNoJobs = errors.New("creation finished but the task lists no jobs")
+
+// Error classes of Classify, used as table and metric labels.
+const (
+	ClassTimeout       = "timeout"
+	ClassCanceled      = "canceled"
+	ClassRequestFailed = "request_failed"
+	ClassHTTP4xx       = "http_4xx"
+	ClassHTTP5xx       = "http_5xx"
+	ClassTransport     = "transport"
+	ClassOther         = "other"
+)
+
+// Classify returns the error class of err for result tables: "timeout" (context deadline), "canceled",
+// "request_failed" (CVAT reported the creation failed), "http_4xx" / "http_5xx" (an API answer), "transport"
+// (no answer arrived) or "other". It returns "" for a nil error.
+func Classify(err error) string {
+	var rf *RequestFailedError
+	var ue *url.Error
+	var ne net.Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, context.DeadlineExceeded):
+		return ClassTimeout
+	case errors.Is(err, context.Canceled):
+		return ClassCanceled
+	case errors.As(err, &rf):
+		return ClassRequestFailed
+	}
+	switch s := cvat.StatusOf(err); {
+	case s >= 400 && s < 500:
+		return ClassHTTP4xx
+	case s >= 500 && s < 600:
+		return ClassHTTP5xx
+	}
+	if errors.As(err, &ue) || errors.As(err, &ne) {
+		return ClassTransport
+	}
+	return ClassOther
+}
+
+// sleep waits d on clk unless ctx ends first. It checks ctx even for d ≤ 0, so no loop built on it can spin
+// past a cancelled context.
+func sleep(ctx context.Context, clk Clock, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d <= 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-clk.After(d):
+		return nil
+	}
+}
+
+// allJobsQuery is the one-call listing of API.md §7.1 (TaskJobs): page_size=all&sort=id.
+func allJobsQuery(taskID int) cvat.JobsQuery {
+	return cvat.JobsQuery{TaskID: taskID, PageSize: cvat.PageSizeAll, Sort: "id"}
+}
+
+// listJobIDs runs q and follows next links until null, returning the IDs ascending and without duplicates.
+func listJobIDs(ctx context.Context, api API, q cvat.JobsQuery) ([]int, error) {
+	p, err := api.ListJobs(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs of task %d: %w", q.TaskID, err)
+	}
+	ids := appendIDs(nil, p.Results)
+	for p.Next != nil && *p.Next != "" {
+		if len(p.Results) == 0 {
+			return nil, fmt.Errorf("list jobs of task %d: empty page with a next link", q.TaskID)
+		}
+		if p, err = api.ListJobsPage(ctx, *p.Next); err != nil {
+			return nil, fmt.Errorf("list jobs of task %d: %w", q.TaskID, err)
+		}
+		ids = appendIDs(ids, p.Results)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+func appendIDs(ids []int, jobs []cvat.Job) []int {
+	for _, j := range jobs {
+		ids = append(ids, j.ID)
+	}
+	return ids
+}
+
+// finish builds the Outcome of a finished request: ids must be non-empty, because CVAT commits every job
+// before the request reads finished (API.md §9.3).
+func finish(clk Clock, ids []int, signal string, rq *cvat.Request) (Outcome, error) {
+	out := Outcome{Request: rq}
+	if len(ids) == 0 {
+		return out, ErrNoJobs
+	}
+	out.JobIDs, out.SeenAt, out.Signal = ids, clk.Now(), signal
+	return out, nil
+}
+
+// reqPtr copies a request for Outcome.Request.
+func reqPtr(rq cvat.Request) *cvat.Request { return &rq }
+
+// failed converts a failed request into its error.
+func failed(rq cvat.Request, rqID string) error {
+	id := rq.ID
+	if id == "" {
+		id = rqID
+	}
+	return &RequestFailedError{RqID: id, Message: rq.Message}
+}
+
+// trialRand returns the random source of one trial: seeded from (seed, task id), so a trial's jitter does
+// not depend on how concurrent trials interleave.
+func trialRand(seed int64, taskID int) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(seed), uint64(taskID)))
+}
+
+func positive(name string, d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("%s must be positive, got %v", name, d)
+	}
+	return nil
+}
