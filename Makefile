@@ -7,7 +7,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(D
 BIN      := bin/cvatbench
 PYTHON   ?= .venv/bin/python
 
-.PHONY: build run test gotest conformance bench lint fuzz soak clean
+.PHONY: build run test gotest conformance bench lint fuzz soak clean venv replica
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cvatbench
@@ -16,7 +16,7 @@ build:
 run: build
 	./$(BIN) run
 
-test: build lint gotest
+test: build lint gotest conformance
 
 gotest:
 	$(GO) test -race -count=1 -timeout 6m ./...
@@ -40,3 +40,11 @@ lint:
 
 clean:
 	rm -rf bin
+
+# The Python environment with the official cvat-sdk and cvat-cli for `make conformance`.
+venv:
+	python3 -m venv .venv && .venv/bin/pip install -q -r conformance/requirements.txt
+
+# The real SDK against the emulator vs our sdk replica (issue: replica check); not part of `make test`.
+replica: build
+	$(PYTHON) conformance/replica.py results/replica.json --bin $(BIN)
