@@ -3,6 +3,7 @@ package cvatsim_test
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -337,4 +338,21 @@ func TestDeleteProjectCascades(t *testing.T) {
 	if n := e.s.TaskCount(); n != 0 {
 		t.Fatalf("task count %d", n)
 	}
+}
+
+// The schema knows neither the proxy's 413 nor HEAD, so this test talks to
+// the handler without the validator.
+func TestBodyLimitAndHead(t *testing.T) {
+	s, err := cvatsim.New(cvatsim.Options{Profile: instantProfile(t), MaxBodyBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(func() { srv.Close(); s.Close() })
+	e := &env{t: t, s: s, srv: srv, url: srv.URL}
+	r := e.do("POST", "/api/tasks", []byte(`{"name":"`+strings.Repeat("x", 2000)+`"}`), nil)
+	if r.status != 413 || r.header.Get("X-Request-Id") != "" {
+		t.Fatalf("oversized body: %d, X-Request-Id %q", r.status, r.header.Get("X-Request-Id"))
+	}
+	e.must(200, e.do("HEAD", "/api/tasks", nil, nil))
 }

@@ -128,7 +128,7 @@ func (c *fakeClock) BlockUntil(ctx context.Context, n int) error {
 
 // env is one emulator behind httptest, wrapped by the schema validator.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	s   *cvatsim.Server
 	srv *httptest.Server
 	url string
@@ -167,14 +167,14 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) json(t *testing.T, v any) {
+func (r resp) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("decode %q: %v", r.body, err)
 	}
 }
 
-func (r resp) obj(t *testing.T) map[string]any {
+func (r resp) obj(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	r.json(t, &m)

@@ -148,6 +148,9 @@ func (s *Server) serveAPI(c *call, rt *route) {
 		pre += s.prof.BasicAuth
 	}
 	h, allowed := rt.methods[c.r.Method]
+	if !allowed && c.r.Method == http.MethodHead {
+		h, allowed = rt.methods[http.MethodGet] // Django's View answers HEAD with GET
+	}
 	write := c.r.Method != http.MethodGet && c.r.Method != http.MethodHead && c.r.Method != http.MethodOptions
 	if write {
 		pre += s.prof.APIWrite.sample(s.rng)
@@ -213,12 +216,17 @@ type bufferedWriter struct {
 	buf    bytes.Buffer
 }
 
+// Header returns the buffered header map.
 func (b *bufferedWriter) Header() http.Header { return b.h }
+
+// WriteHeader records the first status code.
 func (b *bufferedWriter) WriteHeader(code int) {
 	if b.status == 0 {
 		b.status = code
 	}
 }
+
+// Write buffers p.
 func (b *bufferedWriter) Write(p []byte) (int, error) {
 	if b.status == 0 {
 		b.status = http.StatusOK

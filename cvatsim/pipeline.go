@@ -62,6 +62,7 @@ func (s *Server) takeLocked() *request {
 
 // notifyStatus calls the OnRequestStatus hook.
 func (s *Server) notifyStatus(rqID, status string) {
+	s.opts.Logf("cvatsim: request %s %s", rqID, status)
 	if f := s.opts.OnRequestStatus; f != nil {
 		f(rqID, status)
 	}
@@ -74,6 +75,14 @@ var errClosed = fmt.Errorf("cvatsim: server closed")
 // ground-truth timeline. Failures end the request as failed with a
 // CVAT-formatted message.
 func (s *Server) process(rq *request) {
+	defer func() {
+		// A bug in the emulator must not take the process down: the request
+		// fails like an unexpected exception in the RQ job would.
+		if v := recover(); v != nil {
+			s.opts.Logf("cvatsim: panic processing %s: %v", rq.id, v)
+			s.fail(rq, fmt.Sprintf("RuntimeError: %v\n", v))
+		}
+	}()
 	ctx := s.ctx
 	// Pick-up: the RQ worker forks a child that opens a DB connection.
 	if s.wait(ctx, s.prof.PickUp) != nil {

@@ -426,3 +426,46 @@ func TestCVATDefaultProcessingTime(t *testing.T) {
 		})
 	}
 }
+
+func TestDeleteDuringProcessingWaitsForRowLock(t *testing.T) {
+	tests := []struct {
+		name       string
+		processing time.Duration
+		advance    time.Duration
+		status     int
+	}{
+		{"worker commits within 10 s", time.Second, time.Second, 204},
+		{"worker holds the lock past 10 s", 20 * time.Second, 10 * time.Second, 409},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := newStatusRecorder()
+			e, clk := heldEnv(t, rec, func(o *cvatsim.Options) {
+				o.Profile.PickUp = 0
+				o.Profile.Processing = cvatsim.Dist{Base: tc.processing}
+			})
+			id := e.createTask(map[string]any{"name": "busy"})
+			rq := e.uploadSingle(id, map[string]string{"image_quality": "70"}, images(1))
+			rec.waitFor(t, rq, "started", 1)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := clk.BlockUntil(ctx, 1); err != nil { // the worker's processing wait
+				t.Fatal(err)
+			}
+			done := make(chan resp, 1)
+			go func() { done <- e.do("DELETE", fmt.Sprintf("/api/tasks/%d", id), nil, nil) }()
+			if err := clk.BlockUntil(ctx, 2); err != nil { // plus the delete's lock timeout
+				t.Fatal(err)
+			}
+			clk.Advance(tc.advance)
+			select {
+			case r := <-done:
+				if r.status != tc.status {
+					t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
+				}
+			case <-ctx.Done():
+				t.Fatal("delete did not return")
+			}
+		})
+	}
+}

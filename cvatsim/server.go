@@ -39,6 +39,8 @@ type UserSpec struct {
 
 // Options configures a Server. Zero values take the documented defaults.
 type Options struct {
+	// Profile holds the latency terms; get one from LookupProfile and adjust
+	// fields as needed. The zero Profile has no latency and unlimited API slots.
 	Profile              Profile
 	Username, Password   string     // default "admin"/"admin"; this user is a superuser
 	Users                []UserSpec // extra, non-admin users

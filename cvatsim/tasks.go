@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -319,6 +320,22 @@ func (s *Server) handleDeleteTask(c *call) {
 		c.notFound("Task")
 		return
 	}
+	if rq := s.liveRequestLocked(rqIDFor(id)); rq != nil && rq.status == stStarted {
+		// The worker holds the task row lock: wait for its commit for up to
+		// CVAT_DB_LOCK_TIMEOUT, then give up with 409 (API.md §4.3, §1.4).
+		tl := s.tls[id]
+		s.mu.Unlock()
+		if !s.waitDone(c, tl.done, dbLockTimeout) {
+			c.detail(http.StatusConflict, "This resource is currently busy with another operation. Please try again in a moment.")
+			return
+		}
+		s.mu.Lock()
+		if t, ok = s.lookupTaskLocked(c, id); !ok {
+			s.mu.Unlock()
+			c.notFound("Task")
+			return
+		}
+	}
 	n := len(t.jobIDs)
 	s.deleteTaskLocked(t, c, true)
 	s.mu.Unlock()
@@ -380,4 +397,23 @@ func (s *Server) handleTaskStatus(c *call) {
 	s.mu.Unlock()
 	c.w.Header().Set("Deprecation", "true")
 	c.json(http.StatusOK, obj{{"state", state}, {"message", msg}, {"progress", 0.0}})
+}
+
+// dbLockTimeout is CVAT_DB_LOCK_TIMEOUT: how long a request waits for a row
+// lock before answering 409 "busy".
+const dbLockTimeout = 10 * time.Second
+
+// waitDone waits for done up to d on the server clock; false on timeout or
+// when the call or the server ends.
+func (s *Server) waitDone(c *call, done <-chan struct{}, d time.Duration) bool {
+	timeout := make(chan struct{})
+	s.afterFunc(d, func() { close(timeout) })
+	select {
+	case <-done:
+		return true
+	case <-timeout:
+	case <-c.ctx.Done():
+	case <-s.ctx.Done():
+	}
+	return false
 }

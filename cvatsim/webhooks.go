@@ -91,21 +91,9 @@ var allEvents = func() []string {
 			ev = append(ev, k)
 		}
 	}
-	ev = slicesDelete(ev, "create:project")
-	ev = append(ev, "create:project")
 	sort.Strings(ev)
 	return ev
 }()
-
-func slicesDelete(l []string, v string) []string {
-	out := l[:0]
-	for _, x := range l {
-		if x != v {
-			out = append(out, x)
-		}
-	}
-	return out
-}
 
 // eventsFor lists the events a webhook type accepts (API.md §8.2).
 func eventsFor(typ string) []string {
