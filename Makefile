@@ -7,7 +7,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(D
 BIN      := bin/cvatbench
 PYTHON   ?= .venv/bin/python
 
-.PHONY: build run test gotest conformance bench lint fuzz soak clean venv replica
+.PHONY: build run test gotest conformance bench lint fuzz fuzz-ci soak clean venv replica
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cvatbench
@@ -48,3 +48,20 @@ venv:
 # The real SDK against the emulator vs our sdk replica (issue: replica check); not part of `make test`.
 replica: build
 	$(PYTHON) conformance/replica.py results/replica.json --bin $(BIN)
+
+FUZZTIME    ?= 30s
+FUZZMINTIME ?= 10s
+# package:target pairs; go test -fuzz runs one target of one package at a time.
+FUZZ_TARGETS := ./cvat:FuzzRequestIDPath ./cvat:FuzzAPIErrorDecoding
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) $$pkg; \
+	done
+
+# CI-brief variant: a few seconds per target on top of the seed corpora (which `make gotest` already runs).
+fuzz-ci: FUZZTIME = 5s
+fuzz-ci: FUZZMINTIME = 1s
+fuzz-ci: fuzz
