@@ -201,6 +201,9 @@ func (m *Metrics) init(strategy string) {
 	m.timeToJobs.WithLabelValues(strategy, bench.ResultOK)
 	m.inFlight.WithLabelValues(strategy)
 	m.requestsPerTask.WithLabelValues(strategy)
+	m.overshoot.WithLabelValues(strategy)
+	m.serverQueue.WithLabelValues(strategy)
+	m.serverProcessing.WithLabelValues(strategy)
 }
 
 // TrialStarted counts a trial in flight.

@@ -158,7 +158,10 @@ cvatbench_requests_per_task_count{strategy="poll"} 2
 			name:   "detection overshoot skips negative delays",
 			family: prom.NameDetectionOvershoot,
 			want: header(prom.NameDetectionOvershoot, "histogram", "Time from the jobs becoming visible on the server until the strategy knew their IDs.") +
-				histText(prom.NameDetectionOvershoot, `strategy="poll"`, prom.OvershootBuckets, []float64{0.12}),
+				histText(prom.NameDetectionOvershoot, `strategy="poll"`, prom.OvershootBuckets, []float64{0.12}) +
+				histText(prom.NameDetectionOvershoot, `strategy="sdk"`, prom.OvershootBuckets, nil) + // -3 ms skipped
+				histText(prom.NameDetectionOvershoot, `strategy="idle"`, prom.OvershootBuckets, nil) +
+				histText(prom.NameDetectionOvershoot, `strategy="webhook"`, prom.OvershootBuckets, nil),
 		},
 		{
 			name:   "schedule lag has no labels",
@@ -167,10 +170,13 @@ cvatbench_requests_per_task_count{strategy="poll"} 2
 				histText(prom.NameScheduleLag, "", prom.ScheduleLagBuckets, []float64{0.012}),
 		},
 		{
-			name:   "server queue and processing",
+			name:   "server processing",
 			family: prom.NameServerProcessing,
 			want: header(prom.NameServerProcessing, "histogram", "Server clock: creation request finished_date minus started_date.") +
-				histText(prom.NameServerProcessing, `strategy="poll"`, prom.ServerBuckets, []float64{0.9}),
+				histText(prom.NameServerProcessing, `strategy="poll"`, prom.ServerBuckets, []float64{0.9}) +
+				histText(prom.NameServerProcessing, `strategy="sdk"`, prom.ServerBuckets, nil) +
+				histText(prom.NameServerProcessing, `strategy="idle"`, prom.ServerBuckets, nil) +
+				histText(prom.NameServerProcessing, `strategy="webhook"`, prom.ServerBuckets, nil),
 		},
 		{
 			name:   "build info",

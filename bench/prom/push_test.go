@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -185,8 +186,8 @@ func TestWriteTextfile(t *testing.T) {
 			return nil, err
 		}
 		out := make([]*dto.MetricFamily, 0, len(mfs))
-		for _, mf := range mfs {
-			out = append(out, mf)
+		for _, name := range slices.Sorted(maps.Keys(mfs)) { // a registry gathers sorted; compare relies on it
+			out = append(out, mfs[name])
 		}
 		return out, nil
 	})
