@@ -419,8 +419,7 @@ func (s *Server) uploadFinish(c *call, t *task) {
 	tl.enqueued = now
 	s.queue = append(s.queue, rq)
 	s.queueCond.Broadcast()
-	s.mu.Unlock()
-	s.notifyStatus(rqID, stQueued)
+	s.unlockAndNotify(rqID, stQueued)
 	c.post += s.prof.UploadPerFile * timeMul(len(body.files))
 	c.json(http.StatusAccepted, obj{{"rq_id", rqID}})
 }

@@ -60,8 +60,14 @@ func (s *Server) takeLocked() *request {
 	return nil
 }
 
-// notifyStatus calls the OnRequestStatus hook.
-func (s *Server) notifyStatus(rqID, status string) {
+// unlockAndNotify releases s.mu and calls the OnRequestStatus hook. notifyMu
+// is taken before s.mu is released, so hooks see status changes in the order
+// they happened (a worker cannot report "started" before the upload handler
+// has reported "queued"), while no hook ever runs under s.mu.
+func (s *Server) unlockAndNotify(rqID, status string) {
+	s.notifyMu.Lock()
+	s.mu.Unlock()
+	defer s.notifyMu.Unlock()
 	s.opts.Logf("cvatsim: request %s %s", rqID, status)
 	if f := s.opts.OnRequestStatus; f != nil {
 		f(rqID, status)
@@ -97,8 +103,7 @@ func (s *Server) process(rq *request) {
 	deleted := t.deleted
 	files := append([]clientFile(nil), t.files...)
 	dataID := t.dataID
-	s.mu.Unlock()
-	s.notifyStatus(rq.id, stStarted)
+	s.unlockAndNotify(rq.id, stStarted)
 
 	if deleted {
 		s.fail(rq, "cvat.apps.engine.models.Task.DoesNotExist: Task matching query does not exist.\n")
@@ -260,8 +265,7 @@ func (s *Server) process(rq *request) {
 	rq.status, rq.finished, rq.message = stFinished, now, ""
 	tl.finished = now
 	s.emitRequestLocked(rq)
-	s.mu.Unlock()
-	s.notifyStatus(rq.id, stFinished)
+	s.unlockAndNotify(rq.id, stFinished)
 }
 
 // validationMsg formats a DRF ValidationError as RQ stores it (API.md §6.1).
@@ -288,8 +292,7 @@ func (s *Server) fail(rq *request, msg string) {
 		}
 	}
 	s.emitRequestLocked(rq)
-	s.mu.Unlock()
-	s.notifyStatus(rq.id, stFailed)
+	s.unlockAndNotify(rq.id, stFailed)
 }
 
 // orderFiles applies job_file_mapping or the sorting method. It returns the

@@ -79,6 +79,7 @@ type Server struct {
 	wg     sync.WaitGroup
 
 	mu        sync.Mutex
+	notifyMu  sync.Mutex // orders OnRequestStatus calls; see unlockAndNotify
 	queueCond *sync.Cond // signalled when the import queue or running set changes
 	closed    bool
 
