@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"time"
 
@@ -131,7 +132,9 @@ func (r *Recorder) add(strategy, metric string, v *float64) {
 		return
 	}
 	h := r.hist(strategy, metric)
-	if err := h.RecordValue(int64(*v * float64(time.Millisecond))); err != nil {
+	// Round like report does when it rebuilds histograms from trials.jsonl, so
+	// a value on a bucket edge lands in the same bucket in both.
+	if err := h.RecordValue(int64(math.Round(*v * float64(time.Millisecond)))); err != nil {
 		r.overflow[strategy+"/"+metric]++
 	}
 }

@@ -533,22 +533,46 @@ func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, 
 	return rec
 }
 
+// requestDone reports whether req carries its final server dates.
+func requestDone(req *cvat.Request) bool {
+	return req != nil && (req.FinishedDate != nil || req.Status == cvat.StatusFailed)
+}
+
+// finalRequest reads the creation request after the wait, outside the strategy's count, until it carries its
+// finished date: strategies that only list jobs return while the request still reads "started" (jobs become
+// visible a few milliseconds before finished, API.md §9.3). It gives up after 10 s and keeps what it saw.
+func (r *Runner) finalRequest(runCtx context.Context, rec *TrialRecord, rqID string, seen *cvat.Request) *cvat.Request {
+	gctx, cancel := context.WithTimeout(runCtx, 10*time.Second)
+	defer cancel()
+	gctx = cvat.WithCallObserver(gctx, func(c cvat.Call) { r.observer.APICall(rec.Strategy, c) })
+	pause := 10 * time.Millisecond
+	for {
+		rq, err := r.api.GetRequest(gctx, rqID)
+		if err != nil {
+			r.log.Debug("request after wait", "task", rec.TaskID, "err", err)
+			return seen
+		}
+		seen = &rq
+		if requestDone(seen) {
+			return seen
+		}
+		select {
+		case <-gctx.Done():
+			return seen
+		case <-r.clock.After(pause):
+		}
+		pause = min(2*pause, 500*time.Millisecond)
+	}
+}
+
 // complete adds server dates, the jobs-visible time and the derived durations to rec.
 func (r *Runner) complete(runCtx context.Context, rec *TrialRecord, req *cvat.Request, rqID string, window *[2]time.Time) {
 	defer Derive(rec)
 	if runCtx.Err() != nil || rec.TaskID == 0 {
 		return
 	}
-	if rqID != "" && (req == nil || (req.FinishedDate == nil && req.Status != cvat.StatusFailed)) {
-		// One look after the wait, outside the strategy's count, for the server's dates.
-		gctx, cancel := context.WithTimeout(runCtx, 10*time.Second)
-		gctx = cvat.WithCallObserver(gctx, func(c cvat.Call) { r.observer.APICall(rec.Strategy, c) })
-		if rq, err := r.api.GetRequest(gctx, rqID); err == nil {
-			req = &rq
-		} else {
-			r.log.Debug("request after wait", "task", rec.TaskID, "err", err)
-		}
-		cancel()
+	if rqID != "" && !requestDone(req) {
+		req = r.finalRequest(runCtx, rec, rqID, req)
 	}
 	var offset time.Duration
 	haveOffset := false

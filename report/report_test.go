@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -46,39 +47,135 @@ func fixtureRun(qualities []int) *Run {
 	return run
 }
 
-func TestTableGolden(t *testing.T) {
+// TestRenderGolden locks every format of Render against testdata/*.golden (go test ./report -update rewrites
+// them; review the diff).
+func TestRenderGolden(t *testing.T) {
 	tests := []struct {
 		name        string
 		qualities   []int
 		percentiles []float64
-		markdown    bool
+		format      string
+		ext         string
 	}{
-		{"ascii", []int{70}, DefaultPercentiles, false},
-		{"markdown", []int{70}, DefaultPercentiles, true},
-		{"sweep_ascii", []int{30, 90}, []float64{50, 99.9}, false},
+		{"table_ascii", []int{70}, nil, FormatTable, "golden"},
+		{"table_markdown", []int{70}, nil, FormatMarkdown, "golden"},
+		{"table_sweep_ascii", []int{30, 90}, []float64{50, 99.9}, FormatTable, "golden"},
+		{"table_sweep_markdown", []int{30, 90}, []float64{50, 99.9}, FormatMarkdown, "golden"},
+		{"table_sweep_no_p50", []int{30, 90}, []float64{90, 99}, FormatTable, "golden"},
+		{"summary", []int{70}, []float64{50, 90, 99, 99.9}, FormatCSV, "csv.golden"},
+		{"summary_sweep", []int{30, 90}, nil, FormatCSV, "csv.golden"},
+		{"summary", []int{70}, []float64{50, 90, 99, 99.9}, FormatJSON, "json.golden"},
+		{"summary_sweep", []int{30, 90}, nil, FormatJSON, "json.golden"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name+"."+tc.format, func(t *testing.T) {
+			var buf bytes.Buffer
+			if _, err := Render(&buf, fixtureRun(tc.qualities), Options{Format: tc.format, Percentiles: tc.percentiles}); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, filepath.Join("testdata", tc.name+"."+tc.ext), buf.Bytes())
+		})
+	}
+}
+
+// golden compares got with the file, or rewrites the file under -update.
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./report -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s:\n got:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// TestTableIsRenderTable keeps the old entry point (Summarize + Table) and Render in step: run prints through
+// Render, and library users call Table.
+func TestTableIsRenderTable(t *testing.T) {
+	run := fixtureRun([]int{70})
+	s, err := Summarize(run, DefaultPercentiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b bytes.Buffer
+	if err := Table(s, false)(&a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Render(&b, run, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if a.String() != b.String() {
+		t.Errorf("Table and Render differ:\n%s\n%s", a.String(), b.String())
+	}
+}
+
+func TestMarkdownEscapesPipes(t *testing.T) {
+	run := fixtureRun([]int{70})
+	for i := range run.Trials {
+		if run.Trials[i].Strategy == "poll" {
+			run.Trials[i].Strategy = "po|ll"
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := Render(&buf, run, Options{Format: FormatMarkdown}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `| po\|ll `) {
+		t.Errorf("pipe not escaped:\n%s", buf.String())
+	}
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if strings.HasPrefix(line, "|") && strings.Count(strings.ReplaceAll(line, `\|`, ""), "|") != 12 {
+			t.Errorf("row has a broken column count: %q", line)
+		}
+	}
+}
+
+func TestCSVIsRectangularWithUnits(t *testing.T) {
+	var buf bytes.Buffer
+	if _, err := Render(&buf, fixtureRun([]int{30, 90}), Options{Format: FormatCSV, Percentiles: []float64{50, 99.9}}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 7 {
+		t.Fatalf("%d records, want header + 6", len(recs))
+	}
+	for _, col := range recs[0] {
+		if strings.HasPrefix(col, "p") || strings.HasPrefix(col, "detect_") || strings.HasPrefix(col, "max") {
+			if !strings.HasSuffix(col, "_ms") {
+				t.Errorf("time column %q lacks _ms", col)
+			}
+		}
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"zero value", Options{}, ""},
+		{"all formats", Options{Format: FormatJSON, Percentiles: []float64{50, 100}}, ""},
+		{"unknown format", Options{Format: "md"}, `unknown format "md"`},
+		{"percentile zero", Options{Percentiles: []float64{0}}, "outside (0, 100]"},
+		{"percentile above 100", Options{Percentiles: []float64{100.1}}, "outside (0, 100]"},
+		{"empty percentiles", Options{Percentiles: []float64{}}, "no percentiles"},
+		{"both", Options{Format: "xml", Percentiles: []float64{-1}}, "xml"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Summarize(fixtureRun(tc.qualities), tc.percentiles)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var buf bytes.Buffer
-			if err := Table(s, tc.markdown)(&buf); err != nil {
-				t.Fatal(err)
-			}
-			golden := filepath.Join("testdata", "table_"+tc.name+".golden")
-			if *update {
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./report -update)", err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Errorf("table differs from %s:\n got:\n%s\nwant:\n%s", golden, buf.String(), want)
+			err := tc.o.Validate()
+			if (err == nil) != (tc.want == "") || err != nil && !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err %v, want %q", err, tc.want)
 			}
 		})
 	}

@@ -36,7 +36,7 @@ type Summary struct {
 // Row summarises the trials of one strategy (and image quality).
 type Row struct {
 	Strategy      string         `json:"strategy"`
-	ImageQuality  int            `json:"image_quality,omitempty"` // set in sweeps only
+	ImageQuality  int            `json:"image_quality,omitempty"` // the rows' image quality; 0 if the run mixes qualities outside a sweep
 	N             int            `json:"n"`                       // trials recorded
 	OK            int            `json:"ok"`
 	Errors        int            `json:"errors"` // N - OK: timeouts and errors
@@ -98,6 +98,11 @@ func ValidatePercentiles(ps []float64) error {
 // Summarize reduces the raw trials of run through HdrHistograms (bench.NewHistogram geometry), so its numbers
 // match the .hlog files. Rows follow the run's strategy order, then image quality ascending.
 func Summarize(run *Run, percentiles []float64) (*Summary, error) {
+	return summarize(run, percentiles, detectionPercentiles)
+}
+
+// summarize is Summarize with a choice of detection percentiles (thresholds may ask for any).
+func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error) {
 	if err := ValidatePercentiles(percentiles); err != nil {
 		return nil, err
 	}
@@ -120,9 +125,13 @@ func Summarize(run *Run, percentiles []float64) (*Summary, error) {
 	for i, name := range run.Meta.Config.Strategies {
 		order[name] = i
 	}
+	single := 0 // outside a sweep, rows still name the run's one image quality
+	for q := range qualities {
+		single = q
+	}
 	groups := map[key][]bench.TrialRecord{}
 	for _, t := range run.Trials {
-		k := key{t.Strategy, 0}
+		k := key{t.Strategy, single}
 		if s.Sweep {
 			k.quality = t.ImageQuality
 		}
@@ -142,7 +151,7 @@ func Summarize(run *Run, percentiles []float64) (*Summary, error) {
 	for _, k := range keys {
 		e2e.Reset()
 		det.Reset()
-		s.Rows = append(s.Rows, summarizeRow(k.strategy, k.quality, groups[k], percentiles, e2e, det))
+		s.Rows = append(s.Rows, summarizeRow(k.strategy, k.quality, groups[k], percentiles, detPercentiles, e2e, det))
 	}
 	if len(s.VisibleSources) == 0 {
 		s.VisibleSources = nil
@@ -150,7 +159,7 @@ func Summarize(run *Run, percentiles []float64) (*Summary, error) {
 	return s, nil
 }
 
-func summarizeRow(strategy string, quality int, trials []bench.TrialRecord, ps []float64, e2e, det *hdrhistogram.Histogram) Row {
+func summarizeRow(strategy string, quality int, trials []bench.TrialRecord, ps, detPs []float64, e2e, det *hdrhistogram.Histogram) Row {
 	row := Row{Strategy: strategy, ImageQuality: quality, N: len(trials)}
 	var e2eOver, detOver int
 	var reqs []int
@@ -173,7 +182,7 @@ func summarizeRow(strategy string, quality int, trials []bench.TrialRecord, ps [
 		}
 	}
 	row.EndToEnd = latency(e2e, ps, e2eOver)
-	row.Detection = latency(det, detectionPercentiles, detOver)
+	row.Detection = latency(det, detPs, detOver)
 	if len(reqs) > 0 {
 		sum := 0
 		for _, n := range reqs {

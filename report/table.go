@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"maps"
@@ -16,24 +17,14 @@ import (
 // A Reporter writes one rendering of a finished run.
 type Reporter func(w io.Writer) error
 
-// Table renders s as an ASCII table, or a GitHub markdown table, one code path for both, followed by a line per
-// strategy with errors by class and one line on what the detection column rests on.
+// Table renders s as an ASCII table, or a GitHub markdown table, one code path for both; for a sweep, a pivot
+// of p50 by image quality; then a line per strategy with errors by class and one line on what the detection
+// column rests on.
 func Table(s *Summary, markdown bool) Reporter {
 	return func(w io.Writer) error {
-		var r tw.Renderer = renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})
-		if markdown {
-			r = renderer.NewMarkdown()
-		}
-		header := []string{"strategy"}
+		r := newRenderer(markdown)
+		header := tableHeader(s)
 		align := tw.Alignment{tw.AlignLeft}
-		if s.Sweep {
-			header = append(header, "quality")
-		}
-		header = append(header, "n", "err")
-		for _, p := range s.Percentiles {
-			header = append(header, "p"+strconv.FormatFloat(p, 'f', -1, 64)+"_s")
-		}
-		header = append(header, "max_s", "detect_p50_s", "detect_p99_s", "req_mean", "req_p50")
 		for len(align) < len(header) {
 			align = append(align, tw.AlignRight)
 		}
@@ -42,21 +33,8 @@ func Table(s *Summary, markdown bool) Reporter {
 			tablewriter.WithAlignment(align))
 		t.Header(header)
 		for _, row := range s.Rows {
-			cells := []string{cell(row.Strategy, markdown)} // fresh slice per row: Append keeps it
-			if s.Sweep {
-				cells = append(cells, strconv.Itoa(row.ImageQuality))
-			}
-			cells = append(cells, strconv.Itoa(row.N), strconv.Itoa(row.Errors))
-			for _, p := range s.Percentiles {
-				cells = append(cells, secs(row.EndToEnd.At(p)))
-			}
-			cells = append(cells, secs(row.EndToEnd.MaxMs, row.EndToEnd.N > 0),
-				secs(row.Detection.At(50)), secs(row.Detection.At(99)))
-			if row.OK > 0 {
-				cells = append(cells, strconv.FormatFloat(row.RequestsMean, 'f', 1, 64), strconv.Itoa(row.RequestsP50))
-			} else {
-				cells = append(cells, "n/a", "n/a")
-			}
+			cells := tableCells(s, row) // fresh slice per row: Append keeps it
+			cells[0] = cell(cells[0], markdown)
 			if err := t.Append(cells); err != nil {
 				return fmt.Errorf("table row %s: %w", row.Strategy, err)
 			}
@@ -64,11 +42,109 @@ func Table(s *Summary, markdown bool) Reporter {
 		if err := t.Render(); err != nil {
 			return fmt.Errorf("render table: %w", err)
 		}
-		return footer(w, s)
+		if s.Sweep {
+			if err := pivot(w, s, markdown); err != nil {
+				return err
+			}
+		}
+		return footer(w, s, markdown)
 	}
 }
 
-func footer(w io.Writer, s *Summary) error {
+// tableHeader is the header of the human tables (ASCII, markdown, HTML): times in seconds.
+func tableHeader(s *Summary) []string {
+	header := []string{"strategy"}
+	if s.Sweep {
+		header = append(header, "quality")
+	}
+	header = append(header, "n", "err")
+	for _, p := range s.Percentiles {
+		header = append(header, percentileName(p)+"_s")
+	}
+	return append(header, "max_s", "detect_p50_s", "detect_p99_s", "req_mean", "req_p50")
+}
+
+// tableCells is one row of the human tables, unescaped, in tableHeader's order.
+func tableCells(s *Summary, row Row) []string {
+	cells := []string{row.Strategy}
+	if s.Sweep {
+		cells = append(cells, strconv.Itoa(row.ImageQuality))
+	}
+	cells = append(cells, strconv.Itoa(row.N), strconv.Itoa(row.Errors))
+	for _, p := range s.Percentiles {
+		cells = append(cells, secs(row.EndToEnd.At(p)))
+	}
+	cells = append(cells, secs(row.EndToEnd.MaxMs, row.EndToEnd.N > 0),
+		secs(row.Detection.At(50)), secs(row.Detection.At(99)))
+	if row.OK > 0 {
+		return append(cells, strconv.FormatFloat(row.RequestsMean, 'f', 1, 64), strconv.Itoa(row.RequestsP50))
+	}
+	return append(cells, "n/a", "n/a")
+}
+
+// pivot renders one percentile of a sweep (p50, or the first one shown when p50 is not) as one row per
+// strategy and one column per image quality, the shape in which a quality effect is read at a glance.
+func pivot(w io.Writer, s *Summary, markdown bool) error {
+	p := 50.0
+	if !slices.Contains(s.Percentiles, p) {
+		p = s.Percentiles[0]
+	}
+	pname := "p" + strconv.FormatFloat(p, 'f', -1, 64)
+	var strategies []string
+	var qualities []int
+	vals := map[string]map[int]string{}
+	for _, row := range s.Rows {
+		if vals[row.Strategy] == nil {
+			vals[row.Strategy] = map[int]string{}
+			strategies = append(strategies, row.Strategy)
+		}
+		if !slices.Contains(qualities, row.ImageQuality) {
+			qualities = append(qualities, row.ImageQuality)
+		}
+		vals[row.Strategy][row.ImageQuality] = secs(row.EndToEnd.At(p))
+	}
+	slices.Sort(qualities)
+	header := []string{"strategy"}
+	align := tw.Alignment{tw.AlignLeft}
+	for _, q := range qualities {
+		header = append(header, "q"+strconv.Itoa(q)+"_"+pname+"_s")
+		align = append(align, tw.AlignRight)
+	}
+	caption := "end-to-end " + pname + "_s by image quality:\n"
+	if markdown {
+		caption = "\n" + caption + "\n" // a markdown table needs blank lines around it
+	}
+	if _, err := io.WriteString(w, caption); err != nil {
+		return err
+	}
+	t := tablewriter.NewTable(w, tablewriter.WithRenderer(newRenderer(markdown)),
+		tablewriter.WithHeaderAutoFormat(tw.Off), tablewriter.WithAlignment(align))
+	t.Header(header)
+	for _, name := range strategies {
+		cells := []string{cell(name, markdown)}
+		for _, q := range qualities {
+			cells = append(cells, cmp.Or(vals[name][q], "-")) // "-": this strategy did not run at q
+		}
+		if err := t.Append(cells); err != nil {
+			return fmt.Errorf("pivot row %s: %w", name, err)
+		}
+	}
+	if err := t.Render(); err != nil {
+		return fmt.Errorf("render pivot: %w", err)
+	}
+	return nil
+}
+
+func newRenderer(markdown bool) tw.Renderer {
+	if markdown {
+		return renderer.NewMarkdown()
+	}
+	return renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})
+}
+
+// footer notes errors by class and the source of detection times. In markdown the notes are a list after a
+// blank line: GitHub would otherwise read a line that follows a table as one more row.
+func footer(w io.Writer, s *Summary, markdown bool) error {
 	var b strings.Builder
 	for _, row := range s.Rows {
 		if len(row.ErrorsByClass) == 0 {
@@ -91,7 +167,11 @@ func footer(w io.Writer, s *Summary) error {
 	case s.VisibleSources["emulator"] > 0:
 		fmt.Fprintf(&b, "detect_*: jobs-visible time from the emulator's ground truth; numbers describe the emulator profile, not a real CVAT\n")
 	}
-	_, err := io.WriteString(w, b.String())
+	notes := b.String()
+	if markdown && notes != "" {
+		notes = "\n- " + strings.ReplaceAll(strings.TrimSuffix(notes, "\n"), "\n", "\n- ") + "\n"
+	}
+	_, err := io.WriteString(w, notes)
 	return err
 }
 

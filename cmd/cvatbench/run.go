@@ -27,7 +27,7 @@ func runCommand() *cli.Command {
 		Usage: "create tasks, wait for their jobs with each strategy, and write results/<run-id>/",
 		Description: "Without --url, runs against an embedded CVAT 2.73 emulator (--sim-profile). Prints the summary " +
 			"table, read back from the results directory, to stdout and a progress line to stderr.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "url", Usage: "CVAT base URL; empty: embedded emulator"},
 			&cli.StringFlag{Name: "sim-profile", Value: d.SimProfile, Usage: "emulator profile: " + strings.Join(cvatsim.ProfileNames(), ", ")},
 			&cli.StringFlag{Name: "user", EnvVars: []string{"CVAT_USER"}, Usage: "CVAT user (logs in for a token)"},
@@ -58,7 +58,8 @@ func runCommand() *cli.Command {
 			&cli.DurationFlag{Name: "safety-poll", Value: d.SafetyPoll, Usage: "webhook strategy safety poll period"},
 			&cli.StringFlag{Name: "webhook-listen", Value: d.WebhookListen, Usage: "webhook receiver listen address"},
 			&cli.StringFlag{Name: "webhook-url", Value: d.WebhookURL, Usage: "URL CVAT delivers webhooks to; empty: from --webhook-listen"},
-		},
+			sloFlag(), // report's thresholds, checked against the saved run (see report.go)
+		}, metricsFlags()...),
 		Action: runAction,
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError("run: %v", err)
@@ -118,12 +119,22 @@ func runAction(c *cli.Context) error {
 		return usageError("unexpected arguments %q: flags go first", c.Args().Slice())
 	}
 	cfg := runConfig(c)
-	if err := cfg.Validate(); err != nil {
+	// Thresholds are checked before any task is created: a typo must not cost a run (or pass silently).
+	slos, sloErr := report.ParseSLOs(c.StringSlice("slo"))
+	if sloErr == nil {
+		sloErr = report.CheckSLOStrategies(slos, cfg.Strategies)
+	}
+	if err := errors.Join(cfg.Validate(), sloErr); err != nil {
 		return usageError("run: %s", oneLine(err))
 	}
 	ctx := c.Context
 	ver, rev := buildInfo()
-	opts := []bench.Option{bench.WithVersion(ver, rev), bench.WithProgress(c.App.ErrWriter)}
+	metrics, err := startMetrics(c, buildMeta{Version: ver, Commit: rev})
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
+	opts := []bench.Option{bench.WithVersion(ver, rev), bench.WithProgress(c.App.ErrWriter), bench.WithObserver(metrics.Observer())}
 
 	var client *cvat.Client
 	if cfg.Target == "" {
@@ -170,7 +181,9 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return usageError("run: %s", oneLine(err))
 	}
+	runStart := time.Now()
 	res, runErr := r.Run(ctx)
+	runDuration := time.Since(runStart)
 	if res.Dir == "" {
 		return fmt.Errorf("run: %w", runErr)
 	}
@@ -178,26 +191,34 @@ func runAction(c *cli.Context) error {
 	for _, e := range res.CleanupErrors {
 		fmt.Fprintf(c.App.ErrWriter, "cleanup: %s\n", e)
 	}
-	// The table comes from the files, so `cvatbench report <dir>` prints the same bytes later.
-	if err := printTable(c, res.Dir); err != nil {
+	// The table comes from the files through printRun, as in `cvatbench report <dir>`: the same bytes later.
+	saved, err := report.Load(res.Dir)
+	if err != nil {
 		return errors.Join(runErr, err)
 	}
+	thresholdErr := printRun(c.App.Writer, c.App.ErrWriter, saved, report.Options{}, slos)
+	failedSLOs := 0
+	if results, err := report.EvaluateSLOs(saved, slos); err == nil {
+		failedSLOs = len(report.Failed(results))
+	}
+	// Push, write the textfile and linger after the table is out; the saved trials are what gets exported.
+	if err := metrics.Finish(ctx, saved.Trials, runDuration, failedSLOs, runErr == nil && failedSLOs == 0); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("metrics: %w", err))
+	}
 	if runErr != nil {
+		// A failed run exits 1 even if thresholds were breached too: its numbers are incomplete.
+		if thresholdErr != nil && !isExitCode(thresholdErr, exitThreshold) {
+			return errors.Join(runErr, thresholdErr)
+		}
 		return fmt.Errorf("run: %w", runErr)
 	}
-	return nil
+	return thresholdErr
 }
 
-func printTable(c *cli.Context, dir string) error {
-	run, err := report.Load(dir)
-	if err != nil {
-		return err
-	}
-	sum, err := report.Summarize(run, report.DefaultPercentiles)
-	if err != nil {
-		return err
-	}
-	return report.Table(sum, false)(c.App.Writer)
+// isExitCode reports whether err carries exit code code.
+func isExitCode(err error, code int) bool {
+	var ec cli.ExitCoder
+	return errors.As(err, &ec) && ec.ExitCode() == code
 }
 
 // startEmulator serves cvatsim over real HTTP on a loopback port, so the client and the webhook path behave as
