@@ -38,6 +38,7 @@ const (
 // hookClient is the part of *cvat.Client that Prepare and Close use; tests substitute a fake.
 type hookClient interface {
 	About(ctx context.Context) (cvat.About, error)
+	GetProject(ctx context.Context, id int) (cvat.Project, error)
 	WebhookEvents(ctx context.Context, webhookType string) ([]string, error)
 	CreateWebhook(ctx context.Context, spec cvat.WebhookSpec) (cvat.Webhook, error)
 	PingWebhook(ctx context.Context, id int) (cvat.WebhookDelivery, error)
@@ -183,7 +184,13 @@ func (w *Webhook) prepare(ctx context.Context, c hookClient, projectID int) (err
 	if completed {
 		events = []string{eventCreateJob, eventCompletedCreate}
 	}
-	spec := cvat.WebhookSpec{TargetURL: target, Description: "cvatbench webhook strategy", Type: "project",
+	// The description repeats the project's name (cvatbench-<run-id>-<strategy>), so `cvatbench cleanup`
+	// recognises a webhook left behind by an interrupted run (description is limited to 128 characters).
+	description := "cvatbench webhook strategy"
+	if p, perr := c.GetProject(ctx, projectID); perr == nil && p.Name != "" && len(p.Name) <= 128 {
+		description = p.Name
+	}
+	spec := cvat.WebhookSpec{TargetURL: target, Description: description, Type: "project",
 		ContentType: "application/json", Secret: secret, IsActive: new(true), ProjectID: &projectID,
 		Events: events}
 	if strings.HasPrefix(target, "http:") {

@@ -40,6 +40,13 @@ func (h *fakeHooks) About(context.Context) (cvat.About, error) {
 
 func (h *fakeHooks) WebhookEvents(context.Context, string) ([]string, error) { return h.events, nil }
 
+// fakeProjectName is the name the runner gives a strategy's project.
+const fakeProjectName = "cvatbench-20261127T001500Z-3f9a-webhook"
+
+func (h *fakeHooks) GetProject(_ context.Context, id int) (cvat.Project, error) {
+	return cvat.Project{ID: id, Name: fakeProjectName}, nil
+}
+
 func (h *fakeHooks) CreateWebhook(_ context.Context, spec cvat.WebhookSpec) (cvat.Webhook, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -210,6 +217,9 @@ func TestWebhookPrepare(t *testing.T) {
 				spec.ContentType != "application/json" || spec.EnableSSL == nil || *spec.EnableSSL ||
 				spec.IsActive == nil || !*spec.IsActive {
 				t.Errorf("spec %+v", spec)
+			}
+			if spec.Description != fakeProjectName { // cleanup finds leftover webhooks by it
+				t.Errorf("description %q, want the project's name %q", spec.Description, fakeProjectName)
 			}
 			if _, err := hex.DecodeString(spec.Secret); err != nil || len(spec.Secret) != 64 {
 				t.Errorf("secret is not 32 random bytes in hex (len %d)", len(spec.Secret))
