@@ -15,6 +15,7 @@ import (
 	"github.com/cvatbench/cvatbench/bench"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/cvatsim"
+	"github.com/cvatbench/cvatbench/internal/schemacheck"
 )
 
 func TestLeftoverRunID(t *testing.T) {
@@ -117,7 +118,7 @@ func newCleanupWorld(t *testing.T) *cleanupWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(schemacheck.Load(t).Middleware(t, srv.Handler())) // every response checked against CVAT's schema
 	t.Cleanup(func() { hs.Close(); srv.Close() })
 	w := &cleanupWorld{admin: cleanupLogin(t, hs.URL, "admin", "admin"), other: cleanupLogin(t, hs.URL, "other", "other-pw"), now: now}
 

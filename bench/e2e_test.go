@@ -10,6 +10,7 @@ import (
 	"github.com/cvatbench/cvatbench/bench"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/cvatsim"
+	"github.com/cvatbench/cvatbench/internal/schemacheck"
 	"github.com/cvatbench/cvatbench/report"
 	"github.com/cvatbench/cvatbench/strategies"
 )
@@ -31,7 +32,7 @@ func newSim(t *testing.T) (*cvatsim.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(schemacheck.Load(t).Middleware(t, srv.Handler())) // every response checked against CVAT's schema
 	t.Cleanup(func() { hs.Close(); srv.Close() })
 	return srv, hs.URL
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/cvatsim"
+	"github.com/cvatbench/cvatbench/internal/schemacheck"
 	"github.com/cvatbench/cvatbench/strategies"
 )
 
@@ -46,7 +47,7 @@ func TestStrategiesAgainstEmulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sim.Close()
-	hs := httptest.NewServer(sim.Handler())
+	hs := httptest.NewServer(schemacheck.Load(t).Middleware(t, sim.Handler())) // every response checked against CVAT's schema
 	defer hs.Close()
 	c, err := cvat.New(cvat.Config{BaseURL: hs.URL, Auth: cvat.Basic(cvatsim.DefaultUsername, cvatsim.DefaultPassword)})
 	if err != nil {

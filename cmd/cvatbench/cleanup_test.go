@@ -16,6 +16,7 @@ import (
 	"github.com/cvatbench/cvatbench/bench"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/cvatsim"
+	"github.com/cvatbench/cvatbench/internal/schemacheck"
 )
 
 // cleanupUser and cleanupPassword own the leftovers; the password is distinctive so a leak is found.
@@ -139,7 +140,7 @@ func cleanupSim(t *testing.T) (string, *cvat.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(schemacheck.Load(t).Middleware(t, srv.Handler())) // every response checked against CVAT's schema
 	t.Cleanup(func() { hs.Close(); srv.Close() })
 	ctx := context.Background()
 	mk := func(user, password string) *cvat.Client {

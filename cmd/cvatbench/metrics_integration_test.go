@@ -26,6 +26,7 @@ import (
 	"github.com/cvatbench/cvatbench/bench/prom"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/cvatsim"
+	"github.com/cvatbench/cvatbench/internal/schemacheck"
 	"github.com/cvatbench/cvatbench/report"
 )
 
@@ -264,7 +265,7 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	defer sim.Close()
-	hs := httptest.NewServer(sim.Handler())
+	hs := httptest.NewServer(schemacheck.Load(t).Middleware(t, sim.Handler())) // every response checked against CVAT's schema
 	defer hs.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
