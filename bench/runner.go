@@ -276,7 +276,12 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 		meta.Target = RedactURL(r.cfg.Target)
 		meta.Config.Target = meta.Target
 	}
-	about, err := r.api.About(ctx)
+	var about cvat.About
+	err = r.retrySetup(ctx, func() error {
+		var err error
+		about, err = r.api.About(ctx)
+		return err
+	})
 	if err != nil {
 		return res, fmt.Errorf("server about: %w", err)
 	}
@@ -347,9 +352,21 @@ func maxMedian(v []float64) (mx, med float64) {
 // setup creates one project per strategy and prepares the strategies that need it.
 func (r *Runner) setup(ctx context.Context, runID string) error {
 	for _, name := range r.cfg.Strategies {
-		p, err := r.api.CreateProject(ctx, cvat.ProjectSpec{
-			Name:   NamePrefix + runID + "-" + name,
-			Labels: []cvat.Label{{Name: "object"}},
+		spec := cvat.ProjectSpec{Name: NamePrefix + runID + "-" + name, Labels: []cvat.Label{{Name: "object"}}}
+		var p cvat.Project
+		failedOnce := false
+		err := r.retrySetup(ctx, func() error {
+			if failedOnce { // a lost answer may have created it: adopt it rather than make a second one
+				if found, ok := r.findProject(ctx, spec.Name); ok {
+					p = found
+					return nil
+				}
+			}
+			var err error
+			if p, err = r.api.CreateProject(ctx, spec); err != nil {
+				failedOnce = true
+			}
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("create project for %s: %w", name, err)
@@ -367,6 +384,63 @@ func (r *Runner) setup(ctx context.Context, runID string) error {
 		}
 	}
 	return nil
+}
+
+// setupAttempts bounds the attempts of one setup call (server version, project creation) under transient
+// failures: a run should not die of one 502 before its first trial.
+const setupAttempts = 6
+
+// retrySetup calls f until it succeeds, fails for good (strategies.Transient false), or setupAttempts are used,
+// pausing 50 ms, 100 ms, ... on the runner's clock in between.
+func (r *Runner) retrySetup(ctx context.Context, f func() error) error {
+	pause := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || !strategies.Transient(err) || attempt == setupAttempts {
+			return err
+		}
+		r.log.Debug("setup call failed, retrying", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-r.clock.After(pause):
+		}
+		pause *= 2
+	}
+}
+
+// findTask looks for a task of this run by its exact name in its project.
+func (r *Runner) findTask(ctx context.Context, name string, projectID int) (cvat.Task, bool) {
+	ts, err := r.api.ListTasks(ctx, name)
+	if err != nil {
+		return cvat.Task{}, false
+	}
+	for _, t := range ts {
+		if t.Name == name && t.ProjectID != nil && *t.ProjectID == projectID {
+			return t, true
+		}
+	}
+	return cvat.Task{}, false
+}
+
+// findProject looks for this run's project by its exact name, when the client can list projects.
+func (r *Runner) findProject(ctx context.Context, name string) (cvat.Project, bool) {
+	l, ok := r.api.(interface {
+		ListProjects(ctx context.Context, search string) ([]cvat.Project, error)
+	})
+	if !ok {
+		return cvat.Project{}, false
+	}
+	ps, err := l.ListProjects(ctx, name)
+	if err != nil {
+		return cvat.Project{}, false
+	}
+	for _, p := range ps {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return cvat.Project{}, false
 }
 
 func (r *Runner) closedLoop(ctx context.Context, runID string, files []cvat.File, slots []Slot, col *collector) []*Recorder {
@@ -478,10 +552,28 @@ func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, 
 	projectID := r.projects[s.Strategy]
 	r.mu.Unlock()
 	rec.CreateSentAt = timePtr(r.clock.Now())
-	task, err := r.api.CreateTask(tctx, cvat.TaskSpec{
+	spec := cvat.TaskSpec{
 		Name:        fmt.Sprintf("%s%s-%s-%d", NamePrefix, runID, s.Strategy, s.Seq),
 		ProjectID:   &projectID,
 		SegmentSize: r.cfg.SegmentSize,
+	}
+	// A transient failure (no answer, 429, 502-504) is retried within the trial's deadline, so that faults
+	// reach the wait strategies instead of ending trials before they wait; the latency still counts from the
+	// first attempt. The name is unique per trial, so a task that a lost answer did create is adopted.
+	var task cvat.Task
+	failedOnce := false
+	err := r.retrySetup(tctx, func() error {
+		if failedOnce {
+			if found, ok := r.findTask(tctx, spec.Name, projectID); ok {
+				task = found
+				return nil
+			}
+		}
+		var err error
+		if task, err = r.api.CreateTask(tctx, spec); err != nil {
+			failedOnce = true
+		}
+		return err
 	})
 	if err != nil {
 		return fail(fmt.Errorf("create task: %w", err))
@@ -693,7 +785,8 @@ func (r *Runner) cleanup(ctx context.Context, runID string) []string {
 	return errs
 }
 
-// deleteTask deletes one task; a 409 means the worker still holds the task (API.md §4.3), so it tries again.
+// deleteTask deletes one task; a 409 means the worker still holds the task (API.md §4.3), so it tries again,
+// as after a transient failure (the client's own retries of the idempotent DELETE were not enough).
 func (r *Runner) deleteTask(ctx context.Context, id int) error {
 	var err error
 	for attempt := range 5 {
@@ -701,7 +794,7 @@ func (r *Runner) deleteTask(ctx context.Context, id int) error {
 		if err == nil || errors.Is(err, cvat.ErrNotFound) {
 			return nil
 		}
-		if !errors.Is(err, cvat.ErrConflict) {
+		if !errors.Is(err, cvat.ErrConflict) && !strategies.Transient(err) {
 			break
 		}
 		select {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 )
@@ -295,4 +296,40 @@ func (c *call) decodeJSON(v any) bool {
 		return false
 	}
 	return true
+}
+
+// handleListPATs is GET /api/auth/access_tokens (auth_list_access_tokens): the caller's own tokens, newest
+// first, without their values (those are shown once, at creation).
+func (s *Server) handleListPATs(c *call) {
+	q := c.r.URL.Query()
+	s.mu.Lock()
+	var ps []*pat
+	for _, p := range s.pats {
+		if p.user != c.user {
+			continue
+		}
+		if n := q.Get("name"); n != "" && p.name != n {
+			continue
+		}
+		if ro := q.Get("read_only"); ro != "" && (ro == "true") != p.readOnly {
+			continue
+		}
+		ps = append(ps, p)
+	}
+	s.mu.Unlock()
+	desc := sortDesc(q, true)
+	sort.Slice(ps, func(i, j int) bool { return (ps[i].id > ps[j].id) == desc })
+	items := make([]obj, len(ps))
+	for i, p := range ps {
+		var exp any
+		if p.expiry != nil {
+			exp = fmtTime(*p.expiry)
+		}
+		items[i] = obj{
+			{"id", p.id}, {"name", p.name}, {"created_date", fmtTime(p.created)}, {"updated_date", fmtTime(p.created)},
+			{"expiry_date", exp}, {"last_used_date", nil}, {"read_only", p.readOnly},
+			{"owner", basicUser(p.user, c.base())},
+		}
+	}
+	c.list(items)
 }

@@ -154,8 +154,10 @@ func newEnv(t *testing.T, opts cvatsim.Options) *env {
 	v := schemacheck.Load(t)
 	srv := httptest.NewServer(v.Middleware(t, s.Handler()))
 	t.Cleanup(func() {
-		srv.Close()
+		// The emulator first: its close releases handlers blocked on a fake clock, which would otherwise
+		// keep srv.Close waiting forever after a failed test.
 		s.Close()
+		srv.Close()
 	})
 	return &env{t: t, s: s, srv: srv, url: srv.URL}
 }

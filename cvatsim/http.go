@@ -92,6 +92,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		body = b
 	}
+	// Faults hit every /api request before Django would see it, so a faulted request had no effect.
+	var spike time.Duration
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		var handled bool
+		if handled, spike = s.injectHTTPFault(w, r); handled {
+			return
+		}
+	}
 	w.Header().Set("X-Request-Id", uuid4())
 	if !ok {
 		notFoundHTML(w, r)
@@ -105,6 +113,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{s: s, r: r, args: args, body: body, ctx: r.Context()}
 	rec := &bufferedWriter{h: http.Header{}}
 	c.w = rec
+	c.post += spike
 	s.serveAPI(c, rt)
 	// Copy the buffered answer out after the post-handler latency.
 	if c.post > 0 {
@@ -282,7 +291,7 @@ func (s *Server) match(segs []string, trailing bool) (*route, []string) {
 			case "logout":
 				return &route{name: "logout", anon: true, methods: map[string]handlerFunc{"POST": s.handleLogout}}, nil
 			case "access_tokens":
-				return &route{name: "access_tokens", methods: map[string]handlerFunc{"POST": s.handleCreatePAT}}, nil
+				return &route{name: "access_tokens", methods: map[string]handlerFunc{"GET": s.handleListPATs, "POST": s.handleCreatePAT}}, nil
 			}
 		}
 	case "users":
@@ -315,6 +324,10 @@ func (s *Server) match(segs []string, trailing bool) (*route, []string) {
 			return &route{name: "requests", methods: map[string]handlerFunc{"GET": s.handleListRequests}}, nil
 		case 2:
 			return &route{name: "request", methods: map[string]handlerFunc{"GET": s.handleGetRequest}}, rest[1:]
+		}
+	case "labels":
+		if n == 1 {
+			return &route{name: "labels", methods: map[string]handlerFunc{"GET": s.handleListLabels}}, nil
 		}
 	case "jobs":
 		switch {

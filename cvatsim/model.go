@@ -39,6 +39,7 @@ type project struct {
 	name    string
 	owner   *user
 	labels  []string
+	labelID []int // ids of labels, same order
 	created time.Time
 	updated time.Time
 }
@@ -102,7 +103,8 @@ type task struct {
 	overlap  *int
 	replicas int
 	labels   []string
-	dataID   int // 0: no Data row yet (data: null)
+	labelID  []int // ids of labels, same order; none for tasks in a project (they use the project's)
+	dataID   int   // 0: no Data row yet (data: null)
 
 	files []clientFile
 	tus   map[string]*tusUpload
@@ -144,7 +146,8 @@ type request struct {
 	started  time.Time
 	finished time.Time
 	params   dataParams
-	seq      int // enqueue order, for FIFO and the default list order
+	seq      int  // enqueue order, for FIFO and the default list order
+	expired  bool // the expire fault: gone as soon as finished
 }
 
 // Request statuses (API.md §6.1).

@@ -109,6 +109,11 @@ func (s *Server) process(rq *request) {
 		s.fail(rq, "cvat.apps.engine.models.Task.DoesNotExist: Task matching query does not exist.\n")
 		return
 	}
+	if s.faults.hit("procfail", func(f Faults) float64 { return f.ProcFail }) {
+		s.opts.Logf("cvatsim: fault procfail %s", rq.id)
+		s.fail(rq, procFailMessage)
+		return
+	}
 	if s.wait(ctx, s.prof.Processing.sample(s.rng)) != nil {
 		return
 	}
@@ -260,9 +265,14 @@ func (s *Server) process(rq *request) {
 	if s.wait(ctx, s.prof.CommitToFinished+s.prof.CommitPerObject*timeMul(len(jobIDs)+2)) != nil {
 		return
 	}
+	expire := s.faults.hit("expire", func(f Faults) float64 { return f.Expire })
+	if expire {
+		s.opts.Logf("cvatsim: fault expire %s", rq.id)
+	}
 	now = s.now()
 	s.mu.Lock()
 	rq.status, rq.finished, rq.message = stFinished, now, ""
+	rq.expired = expire
 	tl.finished = now
 	s.emitRequestLocked(rq)
 	s.unlockAndNotify(rq.id, stFinished)

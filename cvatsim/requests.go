@@ -18,7 +18,7 @@ func (s *Server) liveRequestLocked(id string) *request {
 	if rq == nil {
 		return nil
 	}
-	if rq.status == stFinished && !s.now().Before(rq.finished.Add(s.ttl)) {
+	if rq.status == stFinished && (rq.expired || !s.now().Before(rq.finished.Add(s.ttl))) {
 		delete(s.requests, id)
 		return nil
 	}

@@ -63,6 +63,11 @@ type Options struct {
 	// creation request, in order, from the goroutine that made it. Tests use it
 	// to observe the lifecycle without polling. It must not block for long.
 	OnRequestStatus func(rqID, status string)
+
+	// Faults injects HTTP, processing and webhook faults (faults.go); the zero value injects nothing. The
+	// faults draw from their own generator seeded by Seed, so a fault run against a sequential client
+	// repeats exactly.
+	Faults Faults
 }
 
 // Server is one emulated CVAT instance. Its state lives in memory.
@@ -72,6 +77,8 @@ type Server struct {
 	clk  Clock
 	rng  *lockedRand
 	ttl  time.Duration
+
+	faults *faultState
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -122,6 +129,9 @@ func New(opts Options) (*Server, error) {
 			errs = append(errs, fmt.Errorf("webhook retry delay %d is negative", i))
 		}
 	}
+	if err := opts.Faults.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	seen := map[string]bool{}
 	if opts.Username == "" {
 		opts.Username = DefaultUsername
@@ -167,6 +177,7 @@ func New(opts Options) (*Server, error) {
 		prof:     opts.Profile,
 		clk:      opts.Clock,
 		rng:      newLockedRand(opts.Seed),
+		faults:   newFaultState(opts.Faults, opts.Seed),
 		ttl:      opts.RequestTTL,
 		sessions: map[string]*session{},
 		pats:     map[string]*pat{},
@@ -229,7 +240,9 @@ func (s *Server) Close() {
 	}
 	s.closed = true
 	for id, stop := range s.timers {
-		stop()
+		if stop != nil {
+			stop()
+		}
 		delete(s.timers, id)
 	}
 	s.queueCond.Broadcast()
@@ -237,6 +250,11 @@ func (s *Server) Close() {
 	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
+	// Deliveries keep idle keep-alive connections to receivers; drop them so a closed server leaves no
+	// connection goroutines behind.
+	for _, c := range webhookClients {
+		c.CloseIdleConnections()
+	}
 }
 
 // TaskCount returns the number of existing tasks.
@@ -247,7 +265,10 @@ func (s *Server) TaskCount() int {
 }
 
 // afterFunc schedules f on the clock and remembers it so that Close can stop
-// it. Callers must not hold s.mu.
+// it. Callers must not hold s.mu. The timer is registered before the clock
+// sees it: a clock may fire at once (a fake clock advanced by another
+// goroutine, or a zero delay), and a timer registered only afterwards looked
+// stale to its own callback, which then silently dropped f.
 func (s *Server) afterFunc(d time.Duration, f func()) {
 	s.mu.Lock()
 	if s.closed {
@@ -256,6 +277,7 @@ func (s *Server) afterFunc(d time.Duration, f func()) {
 	}
 	s.timerSeq++
 	id := s.timerSeq
+	s.timers[id] = nil // pending: the stop function follows
 	s.mu.Unlock()
 	stop := s.clk.AfterFunc(d, func() {
 		s.mu.Lock()
@@ -267,10 +289,10 @@ func (s *Server) afterFunc(d time.Duration, f func()) {
 		}
 	})
 	s.mu.Lock()
-	if s.closed {
-		stop()
-	} else {
+	if _, pending := s.timers[id]; pending {
 		s.timers[id] = stop
+	} else if s.closed {
+		stop() // Close dropped it before the stop function existed
 	}
 	s.mu.Unlock()
 }

@@ -3,7 +3,9 @@ package cvatsim
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -35,6 +37,7 @@ func (s *Server) handleCreateProject(c *call) {
 	now := s.now()
 	s.mu.Lock()
 	p := &project{id: s.nextID("project"), name: *in.Name, owner: c.user, labels: labels, created: now, updated: now}
+	p.labelID = s.labelIDsLocked(len(labels))
 	s.projects[p.id] = p
 	out := s.renderProject(p, c.base())
 	s.emitResourceLocked("create:project", p, "project", out, apiSender(c))
@@ -213,6 +216,7 @@ func (s *Server) handleCreateTask(c *call) {
 	}
 	t := &task{id: s.nextID("task"), name: *in.Name, project: p, owner: c.user, created: now, updated: now,
 		overlap: in.Overlap, replicas: replicas, labels: labels, tus: map[string]*tusUpload{}}
+	t.labelID = s.labelIDsLocked(len(labels))
 	if in.SegmentSize != nil {
 		t.segSize = *in.SegmentSize
 	}
@@ -416,4 +420,143 @@ func (s *Server) waitDone(c *call, done <-chan struct{}, d time.Duration) bool {
 	case <-s.ctx.Done():
 	}
 	return false
+}
+
+// labelIDsLocked draws n ids from the label sequence.
+func (s *Server) labelIDsLocked(n int) []int {
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = s.nextID("label")
+	}
+	return ids
+}
+
+// labelColors is the start of CVAT's label palette; colors go by label id.
+var labelColors = []string{"#33ddff", "#fa3253", "#34d1b7", "#ff007c", "#ff6037", "#ddff33", "#24b353",
+	"#b83df5", "#66ff66", "#32b7fa", "#ffcc33", "#83e070"}
+
+// labelRow is one label with its owner object, for GET /api/labels.
+type labelRow struct {
+	id        int
+	name      string
+	projectID any
+	taskID    any
+}
+
+func renderLabel(l labelRow) obj {
+	return obj{
+		{"id", l.id}, {"name", l.name}, {"color", labelColors[(l.id-1)%len(labelColors)]},
+		{"attributes", []any{}}, {"type", "any"}, {"svg", ""}, {"sublabels", []any{}},
+		{"project_id", l.projectID}, {"task_id", l.taskID}, {"parent_id", nil}, {"has_parent", false},
+	}
+}
+
+func projectLabels(p *project) []labelRow {
+	out := make([]labelRow, len(p.labels))
+	for i, n := range p.labels {
+		out[i] = labelRow{id: p.labelID[i], name: n, projectID: p.id, taskID: nil}
+	}
+	return out
+}
+
+// taskLabels are the labels of a task: its project's when it has one (task.get_labels()).
+func taskLabels(t *task) []labelRow {
+	if t.project != nil {
+		return projectLabels(t.project)
+	}
+	out := make([]labelRow, len(t.labels))
+	for i, n := range t.labels {
+		out[i] = labelRow{id: t.labelID[i], name: n, projectID: nil, taskID: t.id}
+	}
+	return out
+}
+
+// handleListLabels is GET /api/labels (LabelViewSet.list): at most one of job_id, task_id and project_id
+// (400 otherwise); an unknown or invisible object is a 404; without a filter, every label the caller may
+// see. Ordered by id, paginated (schema PaginatedLabelList). The SDK's Project.get_labels() and
+// Task.get_labels() call it.
+func (s *Server) handleListLabels(c *call) {
+	q := c.r.URL.Query()
+	n := 0
+	for _, k := range []string{"job_id", "task_id", "project_id"} {
+		if q.Get(k) != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		c.badRequest([]string{"job_id, task_id and project_id parameters cannot be used together"})
+		return
+	}
+	idParam := func(k string) (int, bool) {
+		id, err := strconv.Atoi(q.Get(k))
+		if err != nil {
+			c.badRequest(fieldError(k, "A valid integer is required."))
+			return 0, false
+		}
+		return id, true
+	}
+	var rows []labelRow
+	s.mu.Lock()
+	switch {
+	case q.Get("job_id") != "":
+		id, ok := idParam("job_id")
+		if !ok {
+			s.mu.Unlock()
+			return
+		}
+		j := s.jobs[id]
+		if j == nil || !canSee(c.user, j.task.owner) {
+			s.mu.Unlock()
+			c.detail(http.StatusNotFound, "Job matching query does not exist.")
+			return
+		}
+		rows = taskLabels(j.task)
+	case q.Get("task_id") != "":
+		id, ok := idParam("task_id")
+		if !ok {
+			s.mu.Unlock()
+			return
+		}
+		t := s.tasks[id]
+		if t == nil || !canSee(c.user, t.owner) {
+			s.mu.Unlock()
+			c.detail(http.StatusNotFound, "Task matching query does not exist.")
+			return
+		}
+		rows = taskLabels(t)
+	case q.Get("project_id") != "":
+		id, ok := idParam("project_id")
+		if !ok {
+			s.mu.Unlock()
+			return
+		}
+		p := s.projects[id]
+		if p == nil || !canSee(c.user, p.owner) {
+			s.mu.Unlock()
+			c.detail(http.StatusNotFound, "Project matching query does not exist.")
+			return
+		}
+		rows = projectLabels(p)
+	default:
+		for _, p := range s.projects {
+			if canSee(c.user, p.owner) {
+				rows = append(rows, projectLabels(p)...)
+			}
+		}
+		for _, t := range s.tasks {
+			if t.project == nil && canSee(c.user, t.owner) {
+				rows = append(rows, taskLabels(t)...)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if name := q.Get("name"); name != "" {
+		rows = slices.DeleteFunc(rows, func(l labelRow) bool { return l.name != name })
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].id < rows[j].id })
+	items := make([]obj, len(rows))
+	for i, l := range rows {
+		items[i] = renderLabel(l)
+	}
+	c.list(items)
 }

@@ -61,6 +61,9 @@ type whItem struct {
 	event     string
 	payload   obj
 	attempt   int
+
+	// Fault state of this attempt (faults.go): a wrong signature; already delayed or duplicated once.
+	badSig, delayed, dup bool
 }
 
 // eventGroups maps event resources to their display names (EventsEnum
@@ -205,11 +208,50 @@ func (s *Server) webhookWorker() {
 		it := s.whQueue[0]
 		s.whQueue = s.whQueue[1:]
 		s.mu.Unlock()
+		if !s.deliveryFaults(it) {
+			continue
+		}
 		if s.wait(s.ctx, s.prof.WebhookHop) != nil {
 			return
 		}
 		s.deliver(s.ctx, it, false)
+		if !it.dup && s.faults.hit("hookdup", func(f Faults) float64 { return f.HookDup }) {
+			s.opts.Logf("cvatsim: fault hookdup %s to webhook %d", it.event, it.webhookID)
+			cp := *it
+			cp.dup, cp.badSig = true, false
+			s.mu.Lock()
+			s.whQueue = append([]*whItem{&cp}, s.whQueue...)
+			s.mu.Unlock()
+		}
 	}
+}
+
+// deliveryFaults applies hookdrop, hookdelay and hookbadsig to an attempt taken from the queue. It reports
+// whether the attempt goes out now; a delayed one is queued again later, a dropped one is gone.
+func (s *Server) deliveryFaults(it *whItem) bool {
+	fs := s.faults
+	if fs.hit("hookdrop", func(f Faults) float64 { return f.HookDrop }) {
+		s.opts.Logf("cvatsim: fault hookdrop %s to webhook %d", it.event, it.webhookID)
+		return false
+	}
+	if !it.delayed && fs.hit("hookdelay", func(f Faults) float64 { return f.HookDelay }) {
+		d := fs.get().HookDelayBy
+		s.opts.Logf("cvatsim: fault hookdelay %v %s to webhook %d", d, it.event, it.webhookID)
+		cp := *it
+		cp.delayed = true
+		s.afterFunc(d, func() {
+			s.mu.Lock()
+			s.whQueue = append(s.whQueue, &cp)
+			s.whCond.Signal()
+			s.mu.Unlock()
+		})
+		return false
+	}
+	if fs.hit("hookbadsig", func(f Faults) float64 { return f.HookBadSig }) {
+		s.opts.Logf("cvatsim: fault hookbadsig %s to webhook %d", it.event, it.webhookID)
+		it.badSig = true
+	}
+	return true
 }
 
 // webhookClients are the HTTP clients of deliveries: 3 s connect, 10 s read;
@@ -245,7 +287,7 @@ func (s *Server) deliver(ctx context.Context, it *whItem, ping bool) *delivery {
 	s.mu.Unlock()
 
 	body := encodePy(it.payload)
-	status, resp, dur := post(ctx, target, secret, enableSSL, body)
+	status, resp, dur := post(ctx, target, secret, it.badSig, enableSSL, body)
 	now := s.now()
 	s.mu.Lock()
 	d := &delivery{id: s.nextID("delivery"), webhookID: it.webhookID, event: it.event, status: status,
@@ -271,8 +313,8 @@ func (s *Server) deliver(ctx context.Context, it *whItem, ping bool) *delivery {
 
 // post sends body to target as CVAT does and returns the status (502 for a
 // connection error, 504 for a timeout), the response text (at most 1 MB) and
-// the duration.
-func post(ctx context.Context, target, secret string, enableSSL bool, body []byte) (int, string, time.Duration) {
+// the duration. badSig (the hookbadsig fault) signs with a wrong key.
+func post(ctx context.Context, target, secret string, badSig, enableSSL bool, body []byte) (int, string, time.Duration) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, 25*time.Second) // RQ job timeout of the webhooks queue
 	defer cancel()
@@ -283,6 +325,9 @@ func post(ctx context.Context, target, secret string, enableSSL bool, body []byt
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", webhookUserAgent)
 	req.Header.Set("Accept", "*/*")
+	if badSig {
+		secret += "-not-the-secret"
+	}
 	if secret != "" {
 		mac := hmac.New(sha256.New, []byte(secret))
 		mac.Write(body)

@@ -75,6 +75,9 @@ func pollUntilFinished(ctx context.Context, api API, clk Clock, rqID string,
 	var last *cvat.Request
 	for {
 		rq, err := api.GetRequest(ctx, rqID)
+		if errors.Is(err, cvat.ErrNotFound) {
+			return last, fmt.Errorf("get request %s: %w: %w", rqID, ErrRequestExpired, err)
+		}
 		if err != nil {
 			return last, fmt.Errorf("get request %s: %w", rqID, err)
 		}

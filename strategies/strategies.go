@@ -21,11 +21,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cvatbench/cvatbench/cvat"
@@ -206,20 +209,29 @@ var ErrCancelled = errors.New("creation request cancelled")
 // ErrNoJobs means the server said the creation finished but listed no job for the task.
 var ErrNoJobs = errors.New("creation finished but the task lists no jobs")
 
+// ErrRequestExpired marks a 404 of GET /api/requests/{rq_id} for a request this trial created: it finished
+// and expired (500 s TTL, or early under the emulator's expire fault) or was cancelled before the strategy saw
+// it end (API.md §6.1). Strategies that give up on it wrap it together with the *cvat.APIError.
+var ErrRequestExpired = errors.New("creation request gone (expired)")
+
 // Error classes of Classify, used as table and metric labels.
 const (
-	ClassTimeout       = "timeout"
-	ClassCanceled      = "canceled"
-	ClassRequestFailed = "request_failed"
-	ClassHTTP4xx       = "http_4xx"
-	ClassHTTP5xx       = "http_5xx"
-	ClassTransport     = "transport"
-	ClassOther         = "other"
+	ClassTimeout        = "timeout"
+	ClassCanceled       = "canceled"
+	ClassRequestFailed  = "request_failed"
+	ClassRequestExpired = "request_expired"
+	ClassHTTP429        = "http_429"
+	ClassHTTP4xx        = "http_4xx"
+	ClassHTTP5xx        = "http_5xx"
+	ClassTransport      = "transport"
+	ClassOther          = "other"
 )
 
 // Classify returns the error class of err for result tables: "timeout" (context deadline), "canceled",
-// "request_failed" (CVAT reported the creation failed), "http_4xx" / "http_5xx" (an API answer), "transport"
-// (no answer arrived) or "other". It returns "" for a nil error.
+// "request_failed" (CVAT reported the creation failed), "request_expired" (the creation request answered 404
+// before the strategy saw it end: ErrRequestExpired, or the web UI's ErrCancelled), "http_429" (throttled,
+// retries exhausted), "http_4xx" / "http_5xx" (another API answer), "transport" (no answer arrived: refused,
+// reset, or the connection closed mid-answer) or "other". It returns "" for a nil error.
 func Classify(err error) string {
 	var rf *RequestFailedError
 	var ue *url.Error
@@ -233,17 +245,38 @@ func Classify(err error) string {
 		return ClassCanceled
 	case errors.As(err, &rf):
 		return ClassRequestFailed
+	case errors.Is(err, ErrRequestExpired) || errors.Is(err, ErrCancelled):
+		return ClassRequestExpired
 	}
 	switch s := cvat.StatusOf(err); {
+	case s == http.StatusTooManyRequests:
+		return ClassHTTP429
 	case s >= 400 && s < 500:
 		return ClassHTTP4xx
 	case s >= 500 && s < 600:
 		return ClassHTTP5xx
 	}
-	if errors.As(err, &ue) || errors.As(err, &ne) {
+	if errors.As(err, &ue) || errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 		return ClassTransport
 	}
 	return ClassOther
+}
+
+// Transient reports whether err is a failure after which the same call may succeed: no answer arrived
+// (transport), or the server answered 429, 502, 503 or 504. Setup code (creating the run's projects and
+// webhook) retries those; a wait strategy decides for itself.
+func Transient(err error) bool {
+	switch Classify(err) {
+	case ClassTransport, ClassHTTP429:
+		return true
+	case ClassHTTP5xx:
+		switch cvat.StatusOf(err) {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+	}
+	return false
 }
 
 // sleep waits d on clk unless ctx ends first. It checks ctx even for d ≤ 0, so no loop built on it can spin

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,7 +111,11 @@ func TestClassify(t *testing.T) {
 		{"canceled", fmt.Errorf("wait: %w", context.Canceled), "canceled"},
 		{"request failed", fmt.Errorf("x: %w", &strategies.RequestFailedError{Message: "boom"}), "request_failed"},
 		{"404", fmt.Errorf("x: %w", &cvat.APIError{Status: 404}), "http_4xx"},
-		{"cancelled by ui", fmt.Errorf("%w: %w", strategies.ErrCancelled, &cvat.APIError{Status: 404}), "http_4xx"},
+		{"cancelled by ui", fmt.Errorf("%w: %w", strategies.ErrCancelled, &cvat.APIError{Status: 404}), "request_expired"},
+		{"request expired", fmt.Errorf("%w: %w", strategies.ErrRequestExpired, &cvat.APIError{Status: 404}), "request_expired"},
+		{"throttled", &cvat.APIError{Status: 429}, "http_429"},
+		{"reset", fmt.Errorf("GET /api/jobs: %w", syscall.ECONNRESET), "transport"},
+		{"closed mid-answer", fmt.Errorf("GET /api/jobs: read response: %w", io.ErrUnexpectedEOF), "transport"},
 		{"503", &cvat.APIError{Status: 503}, "http_5xx"},
 		{"transport", fmt.Errorf("GET /api/jobs: %w", &url.Error{Op: "Get", URL: "x",
 			Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}}), "transport"},
@@ -120,6 +126,32 @@ func TestClassify(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := strategies.Classify(tc.err); got != tc.want {
 				t.Errorf("Classify(%v) = %q, want %q", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTransient(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"502", &cvat.APIError{Status: 502}, true},
+		{"503", &cvat.APIError{Status: 503}, true},
+		{"504", &cvat.APIError{Status: 504}, true},
+		{"500 is a bug, not a hiccup", &cvat.APIError{Status: 500}, false},
+		{"429", &cvat.APIError{Status: 429}, true},
+		{"400", &cvat.APIError{Status: 400}, false},
+		{"reset", fmt.Errorf("POST /api/projects: %w", &url.Error{Op: "Post", URL: "x", Err: syscall.ECONNRESET}), true},
+		{"deadline", context.DeadlineExceeded, false},
+		{"request failed", &strategies.RequestFailedError{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strategies.Transient(tc.err); got != tc.want {
+				t.Errorf("Transient(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
 	}
@@ -291,7 +323,7 @@ func TestSDKAndCLI(t *testing.T) {
 			edit:      func(f *fakeAPI) { f.expireAt = time.Second },
 			wantCalls: []string{"rq@0s", "rq@5s"},
 			wantErr:   func(err error) bool { return errors.Is(err, cvat.ErrNotFound) },
-			wantClass: "http_4xx",
+			wantClass: "request_expired",
 		},
 		{
 			name: "sdk stops on a task read error",

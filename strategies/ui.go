@@ -70,6 +70,9 @@ poll:
 			if active && errors.Is(err, cvat.ErrNotFound) {
 				return Outcome{Request: last}, fmt.Errorf("get request %s: %w: %w", t.RqID, ErrCancelled, err)
 			}
+			if errors.Is(err, cvat.ErrNotFound) {
+				return Outcome{Request: last}, fmt.Errorf("get request %s: %w: %w", t.RqID, ErrRequestExpired, err)
+			}
 			return Outcome{Request: last}, fmt.Errorf("get request %s: %w", t.RqID, err)
 		}
 		last = reqPtr(rq)

@@ -196,7 +196,21 @@ func (w *Webhook) prepare(ctx context.Context, c hookClient, projectID int) (err
 	if strings.HasPrefix(target, "http:") {
 		spec.EnableSSL = new(false)
 	}
-	hook, err := c.CreateWebhook(ctx, spec)
+	var hook cvat.Webhook
+	failedOnce := false
+	err = retrySetup(ctx, func() error {
+		if failedOnce { // a lost answer may have created it: adopt instead of creating a second one
+			if found, ok := findWebhook(ctx, c, target, projectID); ok {
+				hook = found
+				return nil
+			}
+		}
+		var err error
+		if hook, err = c.CreateWebhook(ctx, spec); err != nil {
+			failedOnce = true
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("create webhook for project %d: %w", projectID, err)
 	}
@@ -204,7 +218,12 @@ func (w *Webhook) prepare(ctx context.Context, c hookClient, projectID int) (err
 	w.hookID = hook.ID
 	w.mu.Unlock()
 
-	d, err := c.PingWebhook(ctx, hook.ID)
+	var d cvat.WebhookDelivery
+	err = retrySetup(ctx, func() error { // a repeated ping is harmless
+		var err error
+		d, err = c.PingWebhook(ctx, hook.ID)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -228,9 +247,57 @@ func (w *Webhook) prepare(ctx context.Context, c hookClient, projectID int) (err
 	return nil
 }
 
+// setupAttempts bounds the attempts of one Prepare call under transient failures (Transient).
+const setupAttempts = 6
+
+// retrySetup calls f until it succeeds, fails for good, or setupAttempts are used, pausing 50 ms, 100 ms, ...
+// in between. Prepare runs once per run, outside any trial, so it may wait on the real clock.
+func retrySetup(ctx context.Context, f func() error) error {
+	pause := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || !Transient(err) || attempt == setupAttempts {
+			return err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		pause *= 2
+	}
+}
+
+// findWebhook looks for a webhook of this receiver on the project, when the client can list webhooks.
+func findWebhook(ctx context.Context, c hookClient, target string, projectID int) (cvat.Webhook, bool) {
+	l, ok := c.(interface {
+		ListWebhooks(ctx context.Context) ([]cvat.Webhook, error)
+	})
+	if !ok {
+		return cvat.Webhook{}, false
+	}
+	hooks, err := l.ListWebhooks(ctx)
+	if err != nil {
+		return cvat.Webhook{}, false
+	}
+	for _, h := range hooks {
+		if h.TargetURL == target && h.ProjectID != nil && *h.ProjectID == projectID {
+			return h, true
+		}
+	}
+	return cvat.Webhook{}, false
+}
+
 // serverHasCompletedEvent reports whether the server sends completed:request[create:task] (2.73 and later).
 func serverHasCompletedEvent(ctx context.Context, c hookClient) (bool, error) {
-	about, err := c.About(ctx)
+	var about cvat.About
+	err := retrySetup(ctx, func() error {
+		var err error
+		about, err = c.About(ctx)
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("server version: %w", err)
 	}

@@ -30,6 +30,7 @@ func runCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "url", Usage: "CVAT base URL; empty: embedded emulator"},
 			&cli.StringFlag{Name: "sim-profile", Value: d.SimProfile, Usage: "emulator profile: " + strings.Join(cvatsim.ProfileNames(), ", ")},
+			&cli.StringFlag{Name: "sim-faults", Usage: "embedded emulator faults, active once the client logged in: " + cvatsim.FaultSyntax()},
 			&cli.StringFlag{Name: "user", EnvVars: []string{"CVAT_USER"}, Usage: "CVAT user (logs in for a token)"},
 			&cli.StringFlag{Name: "password", EnvVars: []string{"CVAT_PASSWORD"}, Usage: "CVAT password"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"CVAT_ACCESS_TOKEN"}, Usage: "CVAT personal access token"},
@@ -99,6 +100,12 @@ func runConfig(c *cli.Context) bench.Config {
 	}
 	if cfg.Target == "" {
 		cfg.SimProfile = c.String("sim-profile")
+		cfg.SimFaults = c.String("sim-faults")
+		if f, err := cvatsim.ParseFaults(cfg.SimFaults); err == nil && !f.IsZero() {
+			cfg.SimFaults = f.String() // canonical in meta.json
+		} else if err == nil {
+			cfg.SimFaults = ""
+		}
 	}
 	// --rate alone means open loop: the default concurrency does not apply.
 	if c.IsSet("rate") && !c.IsSet("concurrency") {
@@ -127,6 +134,13 @@ func runAction(c *cli.Context) error {
 	if err := errors.Join(cfg.Validate(), sloErr); err != nil {
 		return usageError("run: %s", oneLine(err))
 	}
+	if c.IsSet("sim-faults") && cfg.Target != "" {
+		return usageError("run: --sim-faults needs the embedded emulator (no --url)")
+	}
+	faults, err := cvatsim.ParseFaults(c.String("sim-faults"))
+	if err != nil {
+		return usageError("run: --sim-faults: %s", oneLine(err))
+	}
 	ctx := c.Context
 	ver, rev := buildInfo()
 	metrics, err := startMetrics(c, buildMeta{Version: ver, Commit: rev})
@@ -142,7 +156,7 @@ func runAction(c *cli.Context) error {
 		if err != nil {
 			return usageError("run: --sim-profile: %v", err)
 		}
-		if c.IsSet("user") || c.IsSet("password") || c.IsSet("token") || c.IsSet("org") {
+		if c.String("user") != "" || c.String("password") != "" || c.String("token") != "" || c.String("org") != "" { // an empty CVAT_* variable counts as set for urfave
 			return usageError("run: --user, --password, --token and --org need --url (the embedded emulator has its own admin)")
 		}
 		srv, base, stop, err := startEmulator(prof, cfg.Seed)
@@ -153,6 +167,9 @@ func runAction(c *cli.Context) error {
 		client, err = login(ctx, base, simUser, simPassword, "", "")
 		if err != nil {
 			return err
+		}
+		if err := srv.SetFaults(faults); err != nil { // after the login: the run's own calls are faulted
+			return usageError("run: --sim-faults: %v", err)
 		}
 		opts = append(opts, bench.WithGroundTruth(func(_ context.Context, taskID int) (time.Time, bool, error) {
 			tl, ok := srv.Timeline(taskID)

@@ -32,7 +32,8 @@ func simCommand() *cli.Command {
 			&cli.DurationFlag{Name: "per-image", Value: -1, Usage: "processing cost per image (-1: profile value)"},
 			&cli.DurationFlag{Name: "per-job", Value: -1, Usage: "processing cost per job (-1: profile value)"},
 			&cli.DurationFlag{Name: "webhook-hop", Value: -1, Usage: "service time per webhook delivery (-1: profile value)"},
-			&cli.BoolFlag{Name: "verbose", Usage: "log emulator events to stderr"},
+			&cli.StringFlag{Name: "faults", Usage: "inject faults: " + cvatsim.FaultSyntax()},
+			&cli.BoolFlag{Name: "verbose", Usage: "log emulator events (and injected faults) to stderr"},
 		},
 		Action: runSim,
 	}
@@ -79,6 +80,10 @@ func simOptions(c *cli.Context) (cvatsim.Options, error) {
 			d.set(v)
 		}
 	}
+	faults, err := cvatsim.ParseFaults(c.String("faults"))
+	if err != nil {
+		problems = append(problems, "--faults: "+strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
 	if len(problems) > 0 {
 		return cvatsim.Options{}, usageError("sim: %s", strings.Join(problems, "; "))
 	}
@@ -91,6 +96,7 @@ func simOptions(c *cli.Context) (cvatsim.Options, error) {
 		AllowStaticCache:     c.Bool("static-cache"),
 		RequestTTL:           c.Duration("request-ttl"),
 		Seed:                 c.Int64("seed"),
+		Faults:               faults,
 	}
 	if c.Bool("verbose") {
 		w := c.App.ErrWriter
