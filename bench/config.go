@@ -65,6 +65,7 @@ type Config struct {
 	Target           string        // CVAT URL without credentials, or "" for the embedded emulator
 	SimProfile       string        // emulator profile when Target is ""
 	SimFaults        string        // emulator fault spec (cvatsim.ParseFaults, canonical form), "" for none
+	SimStaticCache   bool          // emulator: CVAT_ALLOW_STATIC_CACHE, so use_cache=false tasks encode chunks at creation
 	OutDir           string        // results go to OutDir/<run-id>/
 
 	// Strategy knobs, passed to strategies.New.
@@ -258,6 +259,7 @@ type configJSON struct {
 	Target           string   `json:"target,omitempty"`
 	SimProfile       string   `json:"sim_profile,omitempty"`
 	SimFaults        string   `json:"sim_faults,omitempty"`
+	SimStaticCache   bool     `json:"sim_static_cache,omitempty"`
 	OutDir           string   `json:"out_dir"`
 	PollIntervalMs   float64  `json:"poll_interval_ms"`
 	SDKPeriodMs      float64  `json:"sdk_period_ms"`
@@ -282,7 +284,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		RatePerS: c.Rate, Images: c.Images, ImageSize: c.ImageSize, ImageFormat: c.ImageFormat,
 		ImagesDir: c.ImagesDir, ImageQualities: c.ImageQualities, SegmentSize: c.SegmentSize, Seed: c.Seed,
 		TimeoutMs: ms(c.Timeout), UploadMode: c.UploadMode, Org: c.Org, Target: c.Target,
-		SimProfile: c.SimProfile, SimFaults: c.SimFaults, OutDir: c.OutDir, PollIntervalMs: ms(c.PollInterval),
+		SimProfile: c.SimProfile, SimFaults: c.SimFaults, SimStaticCache: c.SimStaticCache, OutDir: c.OutDir, PollIntervalMs: ms(c.PollInterval),
 		SDKPeriodMs: ms(c.SDKPeriod), CLIPeriodMs: ms(c.CLIPeriod), BackoffInitialMs: ms(c.BackoffInitial),
 		BackoffMaxMs: ms(c.BackoffMax), BackoffFactor: c.BackoffFactor, BackoffJitter: c.BackoffJitter,
 		SafetyPollMs: ms(c.SafetyPoll), WebhookListen: c.WebhookListen, WebhookURL: c.WebhookURL,
@@ -300,7 +302,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		Rate: j.RatePerS, Images: j.Images, ImageSize: j.ImageSize, ImageFormat: j.ImageFormat,
 		ImagesDir: j.ImagesDir, ImageQualities: j.ImageQualities, SegmentSize: j.SegmentSize, Seed: j.Seed,
 		Timeout: fromMs(j.TimeoutMs), UploadMode: j.UploadMode, Org: j.Org, Target: j.Target,
-		SimProfile: j.SimProfile, SimFaults: j.SimFaults, OutDir: j.OutDir, PollInterval: fromMs(j.PollIntervalMs),
+		SimProfile: j.SimProfile, SimFaults: j.SimFaults, SimStaticCache: j.SimStaticCache, OutDir: j.OutDir, PollInterval: fromMs(j.PollIntervalMs),
 		SDKPeriod: fromMs(j.SDKPeriodMs), CLIPeriod: fromMs(j.CLIPeriodMs),
 		BackoffInitial: fromMs(j.BackoffInitialMs), BackoffMax: fromMs(j.BackoffMaxMs),
 		BackoffFactor: j.BackoffFactor, BackoffJitter: j.BackoffJitter, SafetyPoll: fromMs(j.SafetyPollMs),

@@ -30,6 +30,7 @@ func runCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "url", Usage: "CVAT base URL; empty: embedded emulator"},
 			&cli.StringFlag{Name: "sim-profile", Value: d.SimProfile, Usage: "emulator profile: " + strings.Join(cvatsim.ProfileNames(), ", ")},
+			&cli.BoolFlag{Name: "sim-static-cache", Usage: "embedded emulator with CVAT_ALLOW_STATIC_CACHE on: every chunk is JPEG-encoded at --image-quality during creation (the setting under which image_quality changes creation time)"},
 			&cli.StringFlag{Name: "sim-faults", Usage: "embedded emulator faults, active once the client logged in: " + cvatsim.FaultSyntax()},
 			&cli.StringFlag{Name: "user", EnvVars: []string{"CVAT_USER"}, Usage: "CVAT user (logs in for a token)"},
 			&cli.StringFlag{Name: "password", EnvVars: []string{"CVAT_PASSWORD"}, Usage: "CVAT password"},
@@ -101,6 +102,7 @@ func runConfig(c *cli.Context) bench.Config {
 	if cfg.Target == "" {
 		cfg.SimProfile = c.String("sim-profile")
 		cfg.SimFaults = c.String("sim-faults")
+		cfg.SimStaticCache = c.Bool("sim-static-cache")
 		if f, err := cvatsim.ParseFaults(cfg.SimFaults); err == nil && !f.IsZero() {
 			cfg.SimFaults = f.String() // canonical in meta.json
 		} else if err == nil {
@@ -134,6 +136,9 @@ func runAction(c *cli.Context) error {
 	if err := errors.Join(cfg.Validate(), sloErr); err != nil {
 		return usageError("run: %s", oneLine(err))
 	}
+	if c.IsSet("sim-static-cache") && cfg.Target != "" {
+		return usageError("run: --sim-static-cache needs the embedded emulator (no --url)")
+	}
 	if c.IsSet("sim-faults") && cfg.Target != "" {
 		return usageError("run: --sim-faults needs the embedded emulator (no --url)")
 	}
@@ -159,7 +164,7 @@ func runAction(c *cli.Context) error {
 		if c.String("user") != "" || c.String("password") != "" || c.String("token") != "" || c.String("org") != "" { // an empty CVAT_* variable counts as set for urfave
 			return usageError("run: --user, --password, --token and --org need --url (the embedded emulator has its own admin)")
 		}
-		srv, base, stop, err := startEmulator(prof, cfg.Seed)
+		srv, base, stop, err := startEmulator(prof, cfg.Seed, cfg.SimStaticCache)
 		if err != nil {
 			return err
 		}
@@ -240,8 +245,9 @@ func isExitCode(err error, code int) bool {
 
 // startEmulator serves cvatsim over real HTTP on a loopback port, so the client and the webhook path behave as
 // against a real server.
-func startEmulator(prof cvatsim.Profile, seed int64) (*cvatsim.Server, string, func(), error) {
-	srv, err := cvatsim.New(cvatsim.Options{Profile: prof, Username: simUser, Password: simPassword, Seed: seed})
+func startEmulator(prof cvatsim.Profile, seed int64, staticCache bool) (*cvatsim.Server, string, func(), error) {
+	srv, err := cvatsim.New(cvatsim.Options{Profile: prof, Username: simUser, Password: simPassword, Seed: seed,
+		AllowStaticCache: staticCache})
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("start emulator: %w", err)
 	}

@@ -32,6 +32,7 @@ func TestRunBadInputIsOneLineExit2(t *testing.T) {
 		{"credentials without url", []string{"--user", "u", "--password", "p"}, "need --url"},
 		{"url without credentials", []string{"--url", "http://127.0.0.1:1"}, "needs --token or both"},
 		{"token and password", []string{"--url", "http://127.0.0.1:1", "--token", "t", "--user", "u", "--password", "p"}, "not both"},
+		{"static cache with url", []string{"--url", "http://127.0.0.1:1", "--token", "t", "--sim-static-cache"}, "needs the embedded emulator"},
 		{"positional argument", []string{"extra"}, "unexpected arguments"},
 		{"unknown flag", []string{"--nope"}, "flag provided but not defined"},
 	}
