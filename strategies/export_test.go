@@ -2,6 +2,7 @@ package strategies
 
 import (
 	"context"
+	"net/http"
 	"time"
 )
 
@@ -24,4 +25,22 @@ type HookClient = hookClient
 // PrepareWith runs the webhook Prepare with a fake client.
 func PrepareWith(ctx context.Context, w *Webhook, c HookClient, projectID int) error {
 	return w.prepare(ctx, c, projectID)
+}
+
+// HookReceiver arms w as a successful Prepare leaves it (secret, webhook id, empty task state) without a
+// listener or a server, and returns the receiver's handler: the fuzz target drives the parsing and
+// signature path directly.
+func HookReceiver(w *Webhook, secret []byte, hookID int) http.Handler {
+	w.mu.Lock()
+	w.secret, w.hookID = secret, hookID
+	w.tasks, w.done = map[int]*hookTask{}, map[int]bool{}
+	w.mu.Unlock()
+	return http.HandlerFunc(w.serveHook)
+}
+
+// HookPings returns how many authenticated pings the receiver of w accepted.
+func HookPings(w *Webhook) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pings
 }
