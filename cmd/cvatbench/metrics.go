@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v2"
 
 	"github.com/cvatbench/cvatbench/bench"
@@ -130,6 +131,8 @@ func startMetrics(c *cli.Context, build buildMeta) (*metricsSession, error) {
 	}
 	s.metrics = m
 	if addr != "" {
+		// The live endpoint also shows the process itself (goroutines, memory, fds): what a soak watches.
+		s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		srv, err := prom.Serve(addr, s.reg)
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
