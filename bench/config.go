@@ -39,6 +39,27 @@ const (
 // timeout could produce latencies the histogram cannot hold.
 const MaxTimeout = 30 * time.Minute
 
+// Upper bounds of Config, checked by Validate. Beyond them a run does not become a bigger benchmark but a crash:
+// the schedule holds one slot per trial, every worker owns its own histograms (about 190 KB each), and the
+// generated images are all built and held in memory before the first trial (about 0.5 byte per pixel as
+// JPEG, 1.6 as PNG, plus w×h×4 bytes while one is drawn). They are far above what a CVAT server can take in
+// one run.
+const (
+	// MaxTasksPerStrategy bounds Config.TasksPerStrategy (per strategy and image quality).
+	MaxTasksPerStrategy = 100_000
+	// MaxTrials bounds Config.Trials(): strategies × image qualities × tasks per strategy.
+	MaxTrials = 1_000_000
+	// MaxConcurrency bounds the closed-loop workers; each keeps its own histograms.
+	MaxConcurrency = 1_000
+	// MaxImages bounds the images per task, generated or read from ImagesDir.
+	MaxImages = 10_000
+	// MaxImageSide bounds both sides of a generated image, in pixels.
+	MaxImageSide = 8192
+	// MaxWorkloadPixels bounds Images × width × height of the generated images (2^30, about 1.07
+	// gigapixels): roughly 0.5 GB of JPEG or 1.7 GB of PNG held in memory for the whole run.
+	MaxWorkloadPixels = 1 << 30
+)
+
 // Image formats and upload modes accepted by Config.
 var (
 	ImageFormats = []string{"jpeg", "png"}
@@ -146,8 +167,14 @@ func (c Config) Validate() error {
 		}
 		seen[s] = true
 	}
-	if c.TasksPerStrategy < 1 {
+	switch {
+	case c.TasksPerStrategy < 1:
 		bad("tasks per strategy %d must be at least 1", c.TasksPerStrategy)
+	case c.TasksPerStrategy > MaxTasksPerStrategy:
+		bad("tasks per strategy %d exceeds the limit of %d", c.TasksPerStrategy, MaxTasksPerStrategy)
+	case c.Trials() > MaxTrials: // factors are bounded here, so the product cannot overflow
+		bad("%d trials (%d strategies × %d image qualities × %d tasks) exceed the limit of %d",
+			c.Trials(), len(c.Strategies), len(c.ImageQualities), c.TasksPerStrategy, MaxTrials)
 	}
 	switch {
 	case c.Concurrency != 0 && c.Rate != 0:
@@ -158,6 +185,8 @@ func (c Config) Validate() error {
 		bad("rate %g must be a positive number of trials per second", c.Rate)
 	case c.Concurrency < 0:
 		bad("concurrency %d must be positive", c.Concurrency)
+	case c.Concurrency > MaxConcurrency:
+		bad("concurrency %d exceeds the limit of %d", c.Concurrency, MaxConcurrency)
 	case c.Concurrency > 0 && c.TasksPerStrategy >= 1 && c.Concurrency > c.Trials() && c.Trials() > 0:
 		bad("concurrency %d exceeds the %d scheduled trials: some workers would never run", c.Concurrency, c.Trials())
 	}
@@ -165,14 +194,23 @@ func (c Config) Validate() error {
 		if c.Images < 1 {
 			bad("images %d must be at least 1", c.Images)
 		}
-		if _, _, err := ParseImageSize(c.ImageSize); err != nil {
+		w, h, err := ParseImageSize(c.ImageSize)
+		if err != nil {
 			errs = append(errs, err)
+		}
+		// Checked only with a count and a size in range: the product then fits in an int64.
+		if err == nil && c.Images >= 1 && c.Images <= MaxImages && int64(c.Images)*int64(w)*int64(h) > MaxWorkloadPixels {
+			bad("images %d of %s make %d pixels, above the limit of %d held in memory: use fewer or smaller images",
+				c.Images, c.ImageSize, int64(c.Images)*int64(w)*int64(h), int64(MaxWorkloadPixels))
 		}
 		if !slices.Contains(ImageFormats, c.ImageFormat) {
 			bad("image format %q is not one of %s", c.ImageFormat, strings.Join(ImageFormats, ", "))
 		}
 	} else if c.Images < 0 {
 		bad("images %d must not be negative", c.Images)
+	}
+	if c.Images > MaxImages {
+		bad("images %d exceeds the limit of %d per task", c.Images, MaxImages)
 	}
 	if len(c.ImageQualities) == 0 {
 		bad("no image quality given")
@@ -222,10 +260,16 @@ func (c Config) Validate() error {
 	if c.BackoffJitter < 0 || c.BackoffJitter >= 1 || math.IsNaN(c.BackoffJitter) {
 		bad("backoff jitter %g is outside [0, 1)", c.BackoffJitter)
 	}
+	// The webhook receiver's address would otherwise fail only in Prepare, after the run's set-up.
+	if slices.Contains(c.Strategies, "webhook") {
+		if err := strategies.CheckWebhookAddress(c.WebhookListen, c.WebhookURL); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// ParseImageSize parses "WxH" with both sides in 1..10000.
+// ParseImageSize parses "WxH" with both sides in 1..MaxImageSide.
 func ParseImageSize(s string) (w, h int, err error) {
 	ws, hs, ok := strings.Cut(s, "x")
 	if ok {
@@ -234,8 +278,8 @@ func ParseImageSize(s string) (w, h int, err error) {
 			h, err = strconv.Atoi(hs)
 		}
 	}
-	if !ok || err != nil || w < 1 || h < 1 || w > 10000 || h > 10000 {
-		return 0, 0, fmt.Errorf("image size %q is not WIDTHxHEIGHT with sides in 1..10000", s)
+	if !ok || err != nil || w < 1 || h < 1 || w > MaxImageSide || h > MaxImageSide {
+		return 0, 0, fmt.Errorf("image size %q is not WIDTHxHEIGHT with sides in 1..%d", s, MaxImageSide)
 	}
 	return w, h, nil
 }

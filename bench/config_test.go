@@ -58,6 +58,36 @@ func TestConfigValidate(t *testing.T) {
 		{"backoff initial above max", func(c *Config) { c.BackoffInitial, c.BackoffMax = time.Minute, time.Second }, []string{"backoff initial 1m0s exceeds"}},
 		{"backoff factor below 1", func(c *Config) { c.BackoffFactor = 0.5 }, []string{"backoff factor 0.5"}},
 		{"jitter above 1", func(c *Config) { c.BackoffJitter = 1.5 }, []string{"backoff jitter 1.5"}},
+		// Upper bounds: beyond them a run crashes (memory) instead of measuring.
+		{"tasks at the limit", func(c *Config) { c.TasksPerStrategy = MaxTasksPerStrategy }, nil},
+		{"tasks above the limit", func(c *Config) { c.TasksPerStrategy = MaxTasksPerStrategy + 1 }, []string{"tasks per strategy 100001 exceeds the limit of 100000"}},
+		{"a billion tasks", func(c *Config) { c.TasksPerStrategy = 1_000_000_000 }, []string{"tasks per strategy 1000000000 exceeds"}},
+		{"trials above the limit", func(c *Config) {
+			c.Strategies, c.ImageQualities, c.TasksPerStrategy = []string{"poll", "sdk", "cli", "backoff", "ui", "busyloop"}, []int{50, 70}, 100_000
+		}, []string{"1200000 trials (6 strategies × 2 image qualities × 100000 tasks) exceed the limit of 1000000"}},
+		{"concurrency at the limit", func(c *Config) { c.Concurrency, c.TasksPerStrategy = MaxConcurrency, 500 }, nil},
+		{"concurrency above the limit", func(c *Config) { c.Concurrency, c.TasksPerStrategy = MaxConcurrency+1, 1000 }, []string{"concurrency 1001 exceeds the limit of 1000"}},
+		{"images at the limit", func(c *Config) { c.Images, c.ImageSize = MaxImages, "64x48" }, nil},
+		{"images above the limit", func(c *Config) { c.Images = MaxImages + 1 }, []string{"images 10001 exceeds the limit of 10000"}},
+		{"images above the limit with dir", func(c *Config) { c.ImagesDir, c.Images = "x", 100_000 }, []string{"images 100000 exceeds"}},
+		{"image side at the limit", func(c *Config) { c.Images, c.ImageSize = 1, "8192x8192" }, nil},
+		{"image side above the limit", func(c *Config) { c.Images, c.ImageSize = 1, "8193x1" }, []string{`image size "8193x1"`, "1..8192"}},
+		{"pixels at the budget", func(c *Config) { c.Images, c.ImageSize = 16, "8192x8192" }, nil}, // 2^30 exactly
+		{"pixels above the budget", func(c *Config) { c.Images, c.ImageSize = 17, "8192x8192" }, []string{"images 17 of 8192x8192 make 1140850688 pixels", "1073741824"}},
+		{"default size, many images", func(c *Config) { c.Images = 5000 }, []string{"images 5000 of 640x480"}},
+		// The webhook receiver's address is checked up front when the webhook strategy runs.
+		{"webhook port out of range", func(c *Config) { c.Strategies, c.WebhookListen = []string{"webhook"}, "127.0.0.1:99999" },
+			[]string{`"127.0.0.1:99999"`, "0..65535"}},
+		{"webhook port by name", func(c *Config) { c.Strategies, c.WebhookListen = []string{"webhook"}, "127.0.0.1:http" }, []string{`port "http"`}},
+		{"webhook on all interfaces without url", func(c *Config) { c.Strategies, c.WebhookListen = []string{"webhook"}, "0.0.0.0:0" },
+			[]string{`"0.0.0.0:0" is on all interfaces`}},
+		{"webhook without host without url", func(c *Config) { c.Strategies, c.WebhookListen = []string{"webhook"}, ":8080" },
+			[]string{"all interfaces"}},
+		{"webhook on all interfaces with url", func(c *Config) {
+			c.Strategies, c.WebhookListen, c.WebhookURL = []string{"webhook"}, "[::]:8080", "http://bench.example:8080/hook"
+		}, nil},
+		{"webhook url relative", func(c *Config) { c.Strategies, c.WebhookURL = []string{"webhook"}, "/hook" }, []string{`webhook url "/hook"`}},
+		{"webhook address unused without the webhook strategy", func(c *Config) { c.WebhookListen = "nope" }, nil},
 		{"all problems at once", func(c *Config) { c.Timeout, c.ImageFormat, c.TasksPerStrategy = 0, "gif", 0 },
 			[]string{"timeout 0s", `image format "gif"`, "tasks per strategy 0"}},
 	}

@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
+	"os"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cvatbench/cvatbench/cvat"
@@ -252,19 +255,39 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
+	// The server must answer and accept the credentials before anything is written or created: a wrong URL
+	// or token fails fast and leaves nothing behind.
+	about, err := r.checkServer(ctx)
+	if err != nil {
+		return res, err
+	}
 	w, err := createResults(r.cfg.OutDir, runID)
 	if err != nil {
 		return res, err
 	}
+	// measuring turns true once the first trial may start. A run that fails before (project creation, a
+	// strategy's Prepare, ^C during set-up) measured nothing, so its directory is removed rather than left
+	// for report and compare to trip over; the directory is created early anyway, so an unwritable --out
+	// fails before anything is created on the server.
+	measuring := false
 	defer func() {
-		if cerr := w.Close(); err == nil && cerr != nil {
+		cerr := w.Close()
+		if !measuring {
+			if rerr := os.RemoveAll(w.dir); rerr != nil { // err is set: only a failure leaves measuring false
+				err = fmt.Errorf("%w (the empty results dir %s could not be removed: %v)", err, w.dir, rerr)
+				return
+			}
+			res.Dir = ""
+			return
+		}
+		if err == nil && cerr != nil {
 			err = fmt.Errorf("close trials file: %w", cerr)
 		}
 	}()
 	res.Dir = w.dir
 	meta := Meta{
 		RunID: runID, ToolVersion: r.version, ToolCommit: r.commit, Config: r.cfg, Seed: r.cfg.Seed,
-		Loop: LoopClosed, TrialsPlanned: res.Planned, StartedAt: start,
+		Loop: LoopClosed, TrialsPlanned: res.Planned, StartedAt: start, ServerVersion: about.Version,
 		ClockOffset: OffsetStats{Method: OffsetMethod, GroundTruth: r.groundTruth != nil},
 	}
 	if r.cfg.Rate > 0 {
@@ -276,22 +299,15 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 		meta.Target = RedactURL(r.cfg.Target)
 		meta.Config.Target = meta.Target
 	}
-	var about cvat.About
-	err = r.retrySetup(ctx, func() error {
-		var err error
-		about, err = r.api.About(ctx)
-		return err
-	})
-	if err != nil {
-		return res, fmt.Errorf("server about: %w", err)
-	}
-	meta.ServerVersion = about.Version
 	if err := w.WriteMeta(meta); err != nil {
 		return res, err
 	}
 
 	defer func() { // cleanup always, also after a failed setup
 		res.CleanupErrors = r.cleanup(ctx, runID)
+		if !measuring {
+			return // the directory goes away: nothing to update
+		}
 		meta.CleanupErrors = res.CleanupErrors
 		end := r.clock.Now().UTC()
 		meta.FinishedAt = &end
@@ -303,6 +319,7 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	if err := r.setup(ctx, runID); err != nil {
 		return res, err
 	}
+	measuring = true
 
 	col := newCollector(r, w, res.Planned, start)
 	slots := Schedule(r.cfg)
@@ -386,6 +403,61 @@ func (r *Runner) setup(ctx context.Context, runID string) error {
 	return nil
 }
 
+// FirstContactTimeout bounds the run's first calls to the server (its version, then the credentials), retries
+// included: a wrong URL, a host that drops packets or a server that is still starting fails the run within
+// seconds, before anything is written or created, instead of after minutes of retries.
+const FirstContactTimeout = 5 * time.Second
+
+// checkServer reads the server version and, when the client can tell (*cvat.Client can), checks the
+// credentials with GET /api/users/self. Transient answers (429, 502-504, a reset) are retried within
+// FirstContactTimeout; a refused connection or an unknown host is not: nothing listens there.
+func (r *Runner) checkServer(ctx context.Context) (cvat.About, error) {
+	cctx, cancel := context.WithTimeout(ctx, FirstContactTimeout)
+	defer cancel()
+	retry := func(err error) bool { return strategies.Transient(err) && !unreachable(err) }
+	// The client's errors already name the call ("server about: GET /api/server/about: 401 ..."), so they
+	// are returned without another prefix.
+	explain := func(err error) error {
+		if ctx.Err() == nil && cctx.Err() != nil {
+			return fmt.Errorf("no answer within %v: %w", FirstContactTimeout, err)
+		}
+		return err
+	}
+	var about cvat.About
+	err := r.retrySetupIf(cctx, retry, func() error {
+		var err error
+		about, err = r.api.About(cctx)
+		return err
+	})
+	if err != nil {
+		return cvat.About{}, explain(err)
+	}
+	self, ok := r.api.(interface {
+		Self(ctx context.Context) (cvat.User, error)
+	})
+	if !ok {
+		return about, nil
+	}
+	err = r.retrySetupIf(cctx, retry, func() error {
+		_, err := self.Self(cctx)
+		return err
+	})
+	if err != nil {
+		return cvat.About{}, fmt.Errorf("check credentials: %w", explain(err))
+	}
+	return about, nil
+}
+
+// unreachable reports whether err says that nothing answers at the address: the connection was refused or the
+// host name does not resolve. Waiting does not fix a wrong URL.
+func unreachable(err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns) && dns.IsNotFound
+}
+
 // setupAttempts bounds the attempts of one setup call (server version, project creation) under transient
 // failures: a run should not die of one 502 before its first trial.
 const setupAttempts = 6
@@ -393,16 +465,22 @@ const setupAttempts = 6
 // retrySetup calls f until it succeeds, fails for good (strategies.Transient false), or setupAttempts are used,
 // pausing 50 ms, 100 ms, ... on the runner's clock in between.
 func (r *Runner) retrySetup(ctx context.Context, f func() error) error {
+	return r.retrySetupIf(ctx, strategies.Transient, f)
+}
+
+// retrySetupIf is retrySetup with its own test of which errors are worth another attempt. The error stays on
+// one line (the CLI prints it as one) and still matches both the call's error and ctx's (errors.Is).
+func (r *Runner) retrySetupIf(ctx context.Context, retry func(error) bool, f func() error) error {
 	pause := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := f()
-		if err == nil || !strategies.Transient(err) || attempt == setupAttempts {
+		if err == nil || !retry(err) || attempt == setupAttempts {
 			return err
 		}
 		r.log.Debug("setup call failed, retrying", "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
+			return fmt.Errorf("%w (retries abandoned: %w)", err, ctx.Err())
 		case <-r.clock.After(pause):
 		}
 		pause *= 2

@@ -3,6 +3,7 @@ package strategies
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -11,139 +12,322 @@ import (
 	"github.com/cvatbench/cvatbench/cvat"
 )
 
-// Tuning of the adaptive strategy.
+// Tuning of the adaptive strategy. Durations of the model are float seconds.
 const (
-	adaptiveWindow          = 256                     // most recent finished requests kept
-	adaptiveFallbackInitial = 50 * time.Millisecond   // first pause of the backoff tail
+	adaptiveWindow = 256 // most recent samples kept, per ring
+
+	// adaptiveRequestCost is c, the exchange rate of the schedule: one request is worth c seconds of
+	// detection delay. The schedule minimises E[delay] + c·E[requests]; near the median of a 0.65 s creation
+	// with σ = 0.3 this places polls roughly 0.1 s apart (Δ ≈ √(2c / hazard)).
+	adaptiveRequestCost = 0.02
+
+	adaptiveGrid     = 400   // grid points of the schedule's dynamic programme
+	adaptiveTable    = 512   // points of the tabulated processing CDF
+	adaptiveMinStep  = 0.005 // finest grid step: 5 ms
+	adaptiveMinGap   = 0.025 // two planned polls at least one API read (≈ 20 ms, CALIBRATION §3.2) apart
+	adaptiveMinPause = 5 * time.Millisecond
+
+	adaptiveProcAtoms  = 64 // processing atoms kept in one prediction (quantiles of the data)
+	adaptiveQueueAtoms = 8  // queue-wait atoms kept in one prediction
+
+	// The prior, from CALIBRATION.md §3.2: processing (started → commit) LogN(0.6 s, 0.3) plus 3 ms per image
+	// and about 10 ms per job (two jobs for a small task, plus the commit), queue pick-up 50 ms.
+	adaptivePriorProcFixed    = 0.65
+	adaptivePriorProcPerImage = 0.003
+	adaptivePriorSigma        = 0.3
+	adaptivePriorWeight       = 2.0 // the prior counts as this many processing samples
+	adaptivePriorPickUp       = 0.05
+	adaptiveMinBandwidth      = 0.03 // log-space kernel width floor
+
+	adaptiveFallbackInitial = 50 * time.Millisecond   // first pause of the tail after the plan
 	adaptiveFallbackFactor  = 1.5                     // growth of the tail
 	adaptiveFallbackMax     = 1000 * time.Millisecond // cap of the tail
 )
 
-// adaptiveQuantiles are the predicted quantiles of the server time at which the request is polled.
-var adaptiveQuantiles = []float64{0.50, 0.75, 0.90, 0.95, 0.99}
-
-// Adaptive is our strategy: it learns online, across the trials of a run, how long the server takes to
-// create a task, and polls GET /api/requests/{rq_id} when the request is likely to have finished instead of
-// on a fixed schedule.
+// Adaptive is our strategy: it learns online, across the trials of a run, how long the server queues and
+// processes a task creation, and polls when the jobs are likely to have appeared instead of on a fixed
+// schedule.
 //
-// Model. Every finished request seen gives one sample (n, T): n = max(Trial.Images, 1) and
-// T = finished_date − created_date, both dates from the server clock, so T is queue wait plus processing
-// (API.md §6.1) and needs no clock offset. Over the last 256 samples, T is fitted by least squares as
-// f(n) = α + β·n (β = 0 when all samples have the same n or the slope comes out negative, i.e. f is the mean),
-// and the multiplicative residuals r = T / f(n) are kept as an empirical distribution: the prediction for a
-// trial with n images is quantile_q(r) × f(n). The linear term captures the per-image cost (headers read one
-// by one, one job row per segment, API.md §9.9); the residual ratios carry the spread, which grows with the
-// task size. Queue wait under concurrency is not modelled apart from T: it lands in the residuals.
+// Model. The time from the upload's 202 until the jobs are visible is V = Q + P (API.md §6.1, §9.3):
+//   - Q, the queue wait, = started_date − created_date of the creation request (server clock, so no clock
+//     offset is needed). It depends on the other creations running (2 import workers, CALIBRATION §3.1), not
+//     on this task, so it is kept as an empirical distribution of the last 256 waits, plus one prior atom at
+//     the 50 ms pick-up.
+//   - P, the processing, = visible − started_date, where visible is the newest created_date of the task's
+//     jobs (the rows are saved in the creation's transaction, just before the commit that makes them visible,
+//     §9.2–9.3), else the request's finished_date if seen, else the midpoint between the last empty and the
+//     first non-empty listing. P grows with the task: over the last 256 samples (n = images, P)
+//     it is fitted as f(n) = α + β·n by least squares (β ≥ 0), and the ratios P/f(n) give, for a trial of n
+//     images, atoms ratio × f(n). The predictive distribution is a log-normal kernel mixture over those atoms
+//     (Silverman's bandwidth in log space, at least 0.03), mixed with the prior LogN(0.65 s + 3 ms·n, 0.3) of
+//     CALIBRATION §3.2 at the weight of 2 samples. So the first trial of a run already polls around 0.7 s
+//     instead of backing off blind, and the data take over as they come.
 //
-// Schedule. Offsets are measured from Trial.UploadedAt (the local 202 of Upload-Finish; the server's
-// created_date is a few milliseconds earlier, so the schedule errs late by the response latency). The request
-// is polled at the predicted p50, p75, p90, p95 and p99 (targets already past are skipped), then on a short
-// backoff tail of 50 ms × 1.5ⁿ capped at 1 s. With no history the first poll goes out at once, followed by
-// the same tail. On "finished" one GET /api/jobs?task_id&page_size=all&sort=id returns every ID; "failed" is a
-// *RequestFailedError; a 404 (expired) reads the jobs list on the tail schedule, like Backoff.
+// Schedule. Server times map to the local clock through created_date ≈ Trial.UploadedAt (the 202 leaves
+// right after the enqueue, §9.1). Given the distribution F of V conditioned on what is known (V > now, and
+// Q > elapsed while the request is queued, or Q exactly once it started), the poll times minimise
+// E[detection delay] + c·E[requests], c = 20 ms, by dynamic programming over a grid of 400 steps (≥ 5 ms,
+// polls ≥ 25 ms apart); a poll at t costs c only if V > the previous poll. The optimum polls densely where
+// the hazard f/(1−F) is high, about √(2c / hazard) apart, and sparsely before and in the tail, so it needs
+// no hand-picked quantiles. Beyond the grid (the prediction's ~99.9 % bound) a short tail of 50 ms × 1.5ⁿ
+// capped at 1 s takes over.
 //
-// Goal: fewer requests than poll (1–2 status calls once the model has data, instead of one call per
-// interval) and a lower detection delay than backoff at p50 (half the trials are finished at the predicted
-// p50, where backoff's pause has grown to about the elapsed time).
+// Endpoints. While the start is unknown, polls read GET /api/requests/{rq_id}: it tells queued from started
+// and carries the dates (re-planned after every answer). Once the request reads "started", the rest of the
+// plan is re-computed from started_date and polls GET /api/jobs?task_id&page_size=all&sort=id directly:
+// jobs appear all at once at the commit (§9.3), so a non-empty list is complete, is seen a few ms before the
+// request reads finished, and saves the final listing call. "finished" in a status answer ends with one
+// listing; "failed" is a *RequestFailedError; a 404 (expired) reads the jobs list on the tail schedule, like
+// Backoff.
 //
-// Wait is safe for concurrent use: the samples are guarded by a mutex, and a trial plans its schedule from
-// the samples available when it starts.
+// Goal: fewer requests than poll (one status call and a few listings near the predicted commit instead of
+// one listing per 100 ms from the upload on) and a lower detection delay than backoff at p50 (polls ≈ 0.1 s
+// apart where the commit is likely, where backoff's pause has grown to the elapsed time).
+//
+// Wait is safe for concurrent use: the samples are guarded by a mutex, and every plan works on a snapshot.
 type Adaptive struct {
-	mu      sync.Mutex
-	samples []adaptiveSample // ring buffer of at most adaptiveWindow samples
-	next    int              // ring position of the next sample once full
+	mu    sync.Mutex
+	queue adaptiveRing[float64]        // queue waits Q, seconds
+	proc  adaptiveRing[adaptiveSample] // processing times P with the task size
 }
 
+// adaptiveSample is one processing time: n images took seconds.
 type adaptiveSample struct {
 	n, seconds float64
 }
 
-// NewAdaptive returns the adaptive strategy with no history.
+// adaptiveRing keeps the last adaptiveWindow values.
+type adaptiveRing[T any] struct {
+	vals []T
+	next int // position of the next value once full
+}
+
+func (r *adaptiveRing[T]) add(v T) {
+	if len(r.vals) < adaptiveWindow {
+		r.vals = append(r.vals, v)
+		return
+	}
+	r.vals[r.next] = v
+	r.next = (r.next + 1) % adaptiveWindow
+}
+
+// NewAdaptive returns the adaptive strategy with no history (the prior only).
 func NewAdaptive() *Adaptive { return &Adaptive{} }
 
 // Name returns "adaptive".
 func (*Adaptive) Name() string { return "adaptive" }
 
-// Wait polls the request at the predicted quantiles, then lists the jobs once.
+// Wait polls the request until it started, then the jobs list, at the times of the plan.
 func (a *Adaptive) Wait(ctx context.Context, api API, clk Clock, t Trial) (Outcome, error) {
-	start := t.UploadedAt
-	if start.IsZero() {
-		start = clk.Now()
+	if t.RqID == "" {
+		return Outcome{}, errors.New("no creation request id to poll")
 	}
-	plan := a.plan(t.Images)
-	tail := adaptiveFallbackInitial
-	pause := func() time.Duration {
-		for len(plan) > 0 {
-			at := start.Add(plan[0])
-			plan = plan[1:]
-			if d := at.Sub(clk.Now()); d > 0 {
-				return d
+	origin := t.UploadedAt
+	if origin.IsZero() {
+		origin = clk.Now()
+	}
+	since := func() float64 { return clk.Now().Sub(origin).Seconds() }
+	m := a.model(t.Images)
+	tail := newAdaptiveTail()
+
+	// Status phase: the next poll is the first of the plan for what is known now.
+	queuedFor := 0.0 // the request was seen queued this long after the upload
+	var last *cvat.Request
+	for {
+		plan := m.plan(queuedFor, -1, since())
+		if err := sleep(ctx, clk, adaptivePause(clk, origin, plan, tail)); err != nil {
+			return Outcome{Request: last}, err
+		}
+		rq, err := api.GetRequest(ctx, t.RqID)
+		if errors.Is(err, cvat.ErrNotFound) {
+			return waitJobsAfterExpiry(ctx, api, clk, t.TaskID, last, tail.next)
+		}
+		if err != nil {
+			return Outcome{Request: last}, fmt.Errorf("get request %s: %w", t.RqID, err)
+		}
+		last = reqPtr(rq)
+		if rq.Status == cvat.StatusStarted {
+			break
+		}
+		switch rq.Status {
+		case cvat.StatusFailed:
+			return Outcome{Request: last}, failed(rq, t.RqID)
+		case cvat.StatusFinished:
+			ids, visible, err := listJobsNewest(ctx, api, t.TaskID)
+			if err != nil {
+				return Outcome{Request: last}, err
 			}
+			a.observe(t.Images, rq, visible)
+			return finish(clk, ids, SignalRequestFinished, last)
 		}
-		d := tail
-		tail = min(time.Duration(float64(tail)*adaptiveFallbackFactor), adaptiveFallbackMax)
-		return d
+		queuedFor = since() // queued (or an unknown state): the start is still ahead
 	}
-	if len(plan) > 0 {
-		// The first poll waits for the first predicted target still ahead; none ahead: poll at once.
-		for len(plan) > 0 && !start.Add(plan[0]).After(clk.Now()) {
-			plan = plan[1:]
+
+	// Jobs phase: the start is known; plan the rest from started_date once, then list the jobs.
+	started := -1.0
+	if last.StartedDate != nil && !last.CreatedDate.IsZero() {
+		started = max(last.StartedDate.Sub(last.CreatedDate).Seconds(), 0)
+		a.observeQueue(started)
+	}
+	if started < 0 { // no dates: the request started by the time of this answer
+		started = since()
+	}
+	plan := m.plan(0, started, since())
+	empty := clk.Now() // the last answer without jobs
+	for {
+		if err := sleep(ctx, clk, adaptivePause(clk, origin, plan, tail)); err != nil {
+			return Outcome{Request: last}, err
 		}
-		if len(plan) > 0 {
-			if err := sleep(ctx, clk, pause()); err != nil {
-				return Outcome{}, err
-			}
+		ids, visible, err := listJobsNewest(ctx, api, t.TaskID)
+		if err != nil {
+			return Outcome{Request: last}, err
 		}
+		now := clk.Now()
+		if len(ids) == 0 {
+			empty = now
+			continue
+		}
+		if visible.IsZero() && !last.CreatedDate.IsZero() {
+			// Jobs without dates: the commit fell between the last two answers; take the midpoint, on the
+			// server clock through created_date ≈ origin.
+			visible = last.CreatedDate.Add(empty.Sub(origin) + now.Sub(empty)/2)
+		}
+		a.observe(t.Images, *last, visible)
+		return Outcome{JobIDs: ids, SeenAt: now, Signal: SignalJobsList, Request: last}, nil
 	}
-	last, err := pollUntilFinished(ctx, api, clk, t.RqID, func(cvat.Request) time.Duration { return pause() })
-	switch {
-	case errors.Is(err, cvat.ErrNotFound):
-		return waitJobsAfterExpiry(ctx, api, clk, t.TaskID, last, pause)
-	case err != nil:
-		return Outcome{Request: last}, err
-	}
-	a.observe(t.Images, *last)
-	ids, err := listJobIDs(ctx, api, allJobsQuery(t.TaskID))
-	if err != nil {
-		return Outcome{Request: last}, err
-	}
-	return finish(clk, ids, SignalRequestFinished, last)
 }
 
-// observe records the server time of a finished request.
-func (a *Adaptive) observe(images int, rq cvat.Request) {
-	if rq.FinishedDate == nil || rq.CreatedDate.IsZero() {
-		return
+// adaptiveTail is the short backoff after the plan: 50 ms × 1.5ⁿ capped at 1 s.
+type adaptiveTail struct{ d time.Duration }
+
+func newAdaptiveTail() *adaptiveTail { return &adaptiveTail{d: adaptiveFallbackInitial} }
+
+func (t *adaptiveTail) next() time.Duration {
+	d := t.d
+	t.d = min(time.Duration(float64(t.d)*adaptiveFallbackFactor), adaptiveFallbackMax)
+	return d
+}
+
+// adaptivePause returns the pause until the first planned time (seconds since origin) still ahead, or the
+// tail's next pause when none is left. It is never below adaptiveMinPause, so no loop polls back to back.
+func adaptivePause(clk Clock, origin time.Time, plan []float64, tl *adaptiveTail) time.Duration {
+	now := clk.Now()
+	for _, at := range plan {
+		if d := origin.Add(fromSeconds(at)).Sub(now); d > 0 {
+			return max(d, adaptiveMinPause)
+		}
 	}
-	d := rq.FinishedDate.Sub(rq.CreatedDate)
-	if d <= 0 {
-		return
+	return tl.next()
+}
+
+func fromSeconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// listJobsNewest lists every job of the task (page_size=all, sort=id, following next links) and returns the
+// IDs ascending and the newest job created_date, zero if any job has none.
+func listJobsNewest(ctx context.Context, api API, taskID int) ([]int, time.Time, error) {
+	q := allJobsQuery(taskID)
+	p, err := api.ListJobs(ctx, q)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("list jobs of task %d: %w", taskID, err)
 	}
-	s := adaptiveSample{n: float64(max(images, 1)), seconds: d.Seconds()}
+	var ids []int
+	var newest time.Time
+	dated := true
+	add := func(jobs []cvat.Job) {
+		for _, j := range jobs {
+			ids = append(ids, j.ID)
+			dated = dated && !j.CreatedDate.IsZero()
+			if j.CreatedDate.After(newest) {
+				newest = j.CreatedDate
+			}
+		}
+	}
+	add(p.Results)
+	for p.Next != nil && *p.Next != "" {
+		if len(p.Results) == 0 {
+			return nil, time.Time{}, fmt.Errorf("list jobs of task %d: empty page with a next link", taskID)
+		}
+		if p, err = api.ListJobsPage(ctx, *p.Next); err != nil {
+			return nil, time.Time{}, fmt.Errorf("list jobs of task %d: %w", taskID, err)
+		}
+		add(p.Results)
+	}
+	slices.Sort(ids)
+	if !dated {
+		newest = time.Time{}
+	}
+	return slices.Compact(ids), newest, nil
+}
+
+// observeQueue records one queue wait.
+func (a *Adaptive) observeQueue(q float64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.samples) < adaptiveWindow {
-		a.samples = append(a.samples, s)
+	a.queue.add(q)
+}
+
+// observe records the processing time of a finished creation: from started_date to visible (the newest job
+// date), or to finished_date when visible is zero or not after the start. A request seen only finished also
+// gives its queue wait.
+func (a *Adaptive) observe(images int, rq cvat.Request, visible time.Time) {
+	if rq.StartedDate == nil {
 		return
 	}
-	a.samples[a.next] = s
-	a.next = (a.next + 1) % adaptiveWindow
-}
-
-// plan returns the predicted quantile offsets (strictly increasing, since the upload) for a trial with the
-// given image count, or nil without history.
-func (a *Adaptive) plan(images int) []time.Duration {
+	end := visible
+	if end.IsZero() || !end.After(*rq.StartedDate) || (rq.FinishedDate != nil && end.After(*rq.FinishedDate)) {
+		if rq.FinishedDate == nil {
+			return
+		}
+		end = *rq.FinishedDate
+	}
+	p := end.Sub(*rq.StartedDate).Seconds()
+	if p <= 0 {
+		return
+	}
 	a.mu.Lock()
-	samples := slices.Clone(a.samples)
-	a.mu.Unlock()
-	return predict(samples, float64(max(images, 1)), adaptiveQuantiles)
+	defer a.mu.Unlock()
+	if rq.Status == cvat.StatusFinished && !rq.CreatedDate.IsZero() {
+		a.queue.add(max(rq.StartedDate.Sub(rq.CreatedDate).Seconds(), 0))
+	}
+	a.proc.add(adaptiveSample{n: float64(max(images, 1)), seconds: p})
 }
 
-// predict fits the model of the Adaptive doc comment to samples and returns quantile_q(r) × f(n) per q,
-// dropping values that do not increase.
-func predict(samples []adaptiveSample, n float64, qs []float64) []time.Duration {
+// model returns the prediction for a trial of the given size from a snapshot of the samples.
+func (a *Adaptive) model(images int) *adaptiveModel {
+	a.mu.Lock()
+	queue := slices.Clone(a.queue.vals)
+	proc := slices.Clone(a.proc.vals)
+	a.mu.Unlock()
+	return newAdaptiveModel(queue, proc, float64(max(images, 1)))
+}
+
+// adaptiveModel is the predictive distribution of V = Q + P for one trial.
+type adaptiveModel struct {
+	queue []float64 // sorted queue-wait atoms, the prior pick-up included, equal weights
+	proc  procDist
+	cost  float64 // c of the schedule, seconds per request
+}
+
+// procDist is the predictive distribution of P: a log-normal kernel mixture over atoms, plus the prior.
+type procDist struct {
+	logs   []float64 // ln seconds of the data atoms, weight 1 each
+	h      float64   // kernel width in log space
+	priorM float64   // ln median of the prior
+	priorW float64   // weight of the prior
+}
+
+func newAdaptiveModel(queue []float64, proc []adaptiveSample, n float64) *adaptiveModel {
+	q := append(slices.Clone(queue), adaptivePriorPickUp)
+	slices.Sort(q)
+	return &adaptiveModel{queue: q, proc: newProcDist(proc, n), cost: adaptiveRequestCost}
+}
+
+// newProcDist fits f(n) = α + β·n to the samples and returns the atoms ratio × f(n) for size n.
+func newProcDist(samples []adaptiveSample, n float64) procDist {
+	d := procDist{h: adaptivePriorSigma, priorM: math.Log(adaptivePriorProcFixed + adaptivePriorProcPerImage*n),
+		priorW: adaptivePriorWeight}
 	if len(samples) == 0 {
-		return nil
+		return d
 	}
 	var meanN, meanT, minT float64
 	minT = math.Inf(1)
@@ -166,19 +350,177 @@ func predict(samples []adaptiveSample, n float64, qs []float64) []time.Duration 
 	alpha := meanT - beta*meanN
 	// A negative intercept can make f(n) ≤ 0 for small tasks; no creation is faster than the fastest seen.
 	f := func(x float64) float64 { return max(alpha+beta*x, minT) }
-
-	ratios := make([]float64, len(samples))
-	for i, s := range samples {
-		ratios[i] = s.seconds / f(s.n)
-	}
-	slices.Sort(ratios)
 	scale := f(n)
-	out := make([]time.Duration, 0, len(qs))
-	for _, q := range qs {
-		d := time.Duration(quantile(ratios, q) * scale * float64(time.Second))
-		if len(out) == 0 || d > out[len(out)-1] {
-			out = append(out, d)
+	logs := make([]float64, len(samples))
+	for i, s := range samples {
+		logs[i] = math.Log(s.seconds / f(s.n) * scale)
+	}
+	slices.Sort(logs)
+	d.h = bandwidth(logs)
+	if len(logs) > adaptiveProcAtoms {
+		logs = thinSorted(logs, adaptiveProcAtoms)
+	}
+	d.logs = logs
+	return d
+}
+
+// bandwidth is Silverman's rule of thumb, 0.9·min(sd, IQR/1.34)·N^(−1/5), for sorted log atoms; one atom
+// gets the prior's width.
+func bandwidth(sorted []float64) float64 {
+	n := float64(len(sorted))
+	if len(sorted) < 2 {
+		return adaptivePriorSigma
+	}
+	var mean, ss float64
+	for _, x := range sorted {
+		mean += x
+	}
+	mean /= n
+	for _, x := range sorted {
+		ss += (x - mean) * (x - mean)
+	}
+	spread := math.Sqrt(ss / (n - 1))
+	if iqr := (quantile(sorted, 0.75) - quantile(sorted, 0.25)) / 1.34; iqr > 0 {
+		spread = min(spread, iqr)
+	}
+	return max(0.9*spread*math.Pow(n, -0.2), adaptiveMinBandwidth)
+}
+
+// thinSorted returns k evenly spaced quantiles of sorted.
+func thinSorted(sorted []float64, k int) []float64 {
+	out := make([]float64, k)
+	for i := range out {
+		out[i] = quantile(sorted, (float64(i)+0.5)/float64(k))
+	}
+	return out
+}
+
+// cdf returns P(P ≤ x), x in seconds.
+func (d procDist) cdf(x float64) float64 {
+	if x <= 0 {
+		return 0
+	}
+	lx := math.Log(x)
+	sum := d.priorW * normCDF((lx-d.priorM)/adaptivePriorSigma)
+	// The atoms are sorted: those more than 8 widths below lx count fully, those 8 widths above not at all.
+	lo, _ := slices.BinarySearch(d.logs, lx-8*d.h)
+	hi, _ := slices.BinarySearch(d.logs, lx+8*d.h)
+	sum += float64(lo)
+	for _, l := range d.logs[lo:hi] {
+		sum += normCDF((lx - l) / d.h)
+	}
+	return sum / (d.priorW + float64(len(d.logs)))
+}
+
+// upper bounds the distribution: beyond it less than about 0.1 % of the mass is left.
+func (d procDist) upper() float64 {
+	u := d.priorM + 3.1*adaptivePriorSigma
+	if len(d.logs) > 0 {
+		u = max(u, d.logs[len(d.logs)-1]+3.1*d.h)
+	}
+	return math.Exp(u)
+}
+
+func normCDF(z float64) float64 { return 0.5 * math.Erfc(-z/math.Sqrt2) }
+
+// plan returns the poll times in seconds since the upload, for a trial at elapsed seconds after the upload.
+// started ≥ 0 is the known queue wait (the request started that long after the upload); otherwise the queue
+// wait is taken from its atoms, conditioned on exceeding queuedFor.
+func (m *adaptiveModel) plan(queuedFor, started, elapsed float64) []float64 {
+	shifts := []float64{started}
+	if started < 0 {
+		shifts = nil
+		for _, q := range m.queue {
+			if q > queuedFor {
+				shifts = append(shifts, q)
+			}
 		}
+		if len(shifts) == 0 { // queued longer than ever seen: assume it starts now
+			shifts = []float64{elapsed}
+		}
+		if len(shifts) > adaptiveQueueAtoms {
+			shifts = thinSorted(shifts, adaptiveQueueAtoms)
+		}
+	}
+	hi := shifts[len(shifts)-1] + m.proc.upper()
+	// F_P is tabulated once and interpolated: the mixture needs it at every grid point for every shift.
+	span := hi - shifts[0]
+	table := make([]float64, adaptiveTable+1)
+	for i := range table {
+		table[i] = m.proc.cdf(span * float64(i) / adaptiveTable)
+	}
+	procCDF := func(x float64) float64 {
+		if x <= 0 {
+			return 0
+		}
+		h := x / span * adaptiveTable
+		i := int(h)
+		if i >= adaptiveTable {
+			return table[adaptiveTable]
+		}
+		return table[i] + (h-float64(i))*(table[i+1]-table[i])
+	}
+	cdf := func(t float64) float64 {
+		var s float64
+		for _, q := range shifts {
+			s += procCDF(t - q)
+		}
+		return s / float64(len(shifts))
+	}
+	return pollSchedule(cdf, elapsed, hi, m.cost)
+}
+
+// pollSchedule returns the poll times t₁ < t₂ < ... in (a, hi] minimising c·E[polls] + E[t_k − V], where
+// t_k is the first poll at or after V, for V distributed as cdf conditioned on V > a. A poll at t_j is made
+// only if V > t_{j−1}, so with survival S it costs c·S(t_{j−1}). The grid has adaptiveGrid steps of at least
+// adaptiveMinStep; polls are at least adaptiveMinGap apart, except a last one at hi. It returns nil when no
+// mass is left after a.
+func pollSchedule(cdf func(float64) float64, a, hi, c float64) []float64 {
+	if !(hi > a) {
+		return nil
+	}
+	step := max((hi-a)/adaptiveGrid, adaptiveMinStep)
+	n := int(math.Ceil((hi - a) / step))
+	g := make([]float64, n+1)
+	f0 := cdf(a)
+	s0 := 1 - f0
+	if s0 < 1e-9 {
+		return nil
+	}
+	// mass[k] = P(V ≤ g_k | V > a); first[k] = Σ_{i≤k} P(V ∈ (g_{i−1}, g_i]) × the cell's midpoint.
+	mass := make([]float64, n+1)
+	first := make([]float64, n+1)
+	for k := range g {
+		g[k] = a + float64(k)*step
+		if k == 0 {
+			continue
+		}
+		mass[k] = min(max((cdf(g[k])-f0)/s0, mass[k-1]), 1)
+		first[k] = first[k-1] + (mass[k]-mass[k-1])*(g[k]-step/2)
+	}
+	delay := func(i, j int) float64 { return g[j]*(mass[j]-mass[i]) - (first[j] - first[i]) }
+	gap := max(int(math.Ceil(adaptiveMinGap/step-1e-9)), 1)
+	// cost[i]: expected cost still to pay after a poll at g_i; next[i]: the next poll (0: none).
+	cost := make([]float64, n+1)
+	next := make([]int, n+1)
+	for i := n - 1; i >= 0; i-- { // cost[n] = 0: the mass beyond hi is left to the tail
+		// The first poll needs no gap (nothing is in flight); the last may be closer than the gap, at hi,
+		// so that no mass before hi is left undetected for free.
+		lo := min(i+gap, n)
+		if i == 0 {
+			lo = 1
+		}
+		best := math.Inf(1)
+		for j := lo; j <= n; j++ {
+			if v := c*(1-mass[i]) + delay(i, j) + cost[j]; v < best {
+				best, next[i] = v, j
+			}
+		}
+		cost[i] = best
+	}
+	var out []float64
+	for i := next[0]; i > 0; i = next[i] {
+		out = append(out, g[i])
 	}
 	return out
 }

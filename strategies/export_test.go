@@ -16,8 +16,35 @@ func UIStep(status string, index int, progress, previous float64, random func() 
 // SetUIRand replaces the per-trial random source of u.
 func SetUIRand(u *WebUI, f func(t Trial) func() float64) { u.newRand = f }
 
-// AdaptivePlan exposes the predicted poll offsets of a for a trial with images images.
-func AdaptivePlan(a *Adaptive, images int) []time.Duration { return a.plan(images) }
+// AdaptivePlan exposes the poll offsets since the upload that a plans for a trial with images images before
+// its first answer (the start unknown, nothing queued yet).
+func AdaptivePlan(a *Adaptive, images int) []time.Duration {
+	return adaptiveOffsets(a.model(images).plan(0, -1, 0))
+}
+
+// AdaptivePlanStarted exposes the plan of a trial whose request started `started` after the upload, made at
+// `elapsed` after the upload.
+func AdaptivePlanStarted(a *Adaptive, images int, started, elapsed time.Duration) []time.Duration {
+	return adaptiveOffsets(a.model(images).plan(0, started.Seconds(), elapsed.Seconds()))
+}
+
+// AdaptivePlanQueued exposes the plan of a trial whose request was still queued `queuedFor` after the upload.
+func AdaptivePlanQueued(a *Adaptive, images int, queuedFor time.Duration) []time.Duration {
+	return adaptiveOffsets(a.model(images).plan(queuedFor.Seconds(), -1, queuedFor.Seconds()))
+}
+
+// AdaptiveSchedule exposes the dynamic programme of the adaptive schedule (times in seconds).
+func AdaptiveSchedule(cdf func(float64) float64, a, hi, c float64) []float64 {
+	return pollSchedule(cdf, a, hi, c)
+}
+
+func adaptiveOffsets(plan []float64) []time.Duration {
+	out := make([]time.Duration, len(plan))
+	for i, s := range plan {
+		out[i] = fromSeconds(s)
+	}
+	return out
+}
 
 // HookClient is the fakeable part of *cvat.Client used by the webhook strategy.
 type HookClient = hookClient

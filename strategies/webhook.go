@@ -95,25 +95,46 @@ type hookTask struct {
 }
 
 // NewWebhook returns the webhook strategy from p.SafetyPoll, p.WebhookListen and p.WebhookURL. It opens
-// nothing: Prepare does.
+// nothing: Prepare does. Everything Prepare would only find out by listening is checked here (see
+// CheckWebhookAddress), so a bad address is bad input before the run creates anything.
 func NewWebhook(p Params) (*Webhook, error) {
 	var errs []error
 	if err := positive("webhook safety poll", p.SafetyPoll); err != nil {
 		errs = append(errs, err)
 	}
-	if _, _, err := net.SplitHostPort(p.WebhookListen); err != nil {
-		errs = append(errs, fmt.Errorf("webhook listen address %q: %w", p.WebhookListen, err))
-	}
-	if p.WebhookURL != "" {
-		u, err := url.Parse(p.WebhookURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("webhook url %q must be an absolute http or https URL", p.WebhookURL))
-		}
+	if err := CheckWebhookAddress(p.WebhookListen, p.WebhookURL); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return &Webhook{safetyPoll: p.SafetyPoll, listen: p.WebhookListen, publicURL: p.WebhookURL}, nil
+}
+
+// CheckWebhookAddress reports what is wrong with the receiver's listen address (host:port, numeric port in
+// 0..65535) and the URL CVAT delivers to (absolute http or https, or "" for http://<listen address>/hook).
+// A receiver on all interfaces (0.0.0.0, ::, or no host) needs that URL: its own address names no host CVAT
+// could reach. Config validation calls it too, so these errors come before any set-up.
+func CheckWebhookAddress(listen, publicURL string) error {
+	var errs []error
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("webhook listen address %q: %w", listen, err))
+	} else {
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("webhook listen address %q: port %q is not a number in 0..65535", listen, port))
+		}
+		if publicURL == "" && (host == "" || net.ParseIP(host).IsUnspecified()) {
+			errs = append(errs, fmt.Errorf("webhook listen address %q is on all interfaces: set the webhook URL CVAT should deliver to", listen))
+		}
+	}
+	if publicURL != "" {
+		u, err := url.Parse(publicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("webhook url %q must be an absolute http or https URL", publicURL))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Name returns "webhook".

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -77,27 +76,12 @@ func cleanupCheckFlags(c *cli.Context) error {
 	return nil
 }
 
-// cleanupCheckURL returns what is wrong with --url, or "".
+// cleanupCheckURL returns what is wrong with --url, or "". Unlike run, cleanup has no emulator to fall back on.
 func cleanupCheckURL(raw string) string {
 	if raw == "" {
 		return "--url is required (the embedded emulator's objects vanish with it, there is nothing to clean up)"
 	}
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return "--url is not a valid URL"
-	case u.User != nil:
-		return "--url must not contain credentials, use --user/--password or --token"
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Sprintf("--url scheme must be http or https, not %q", u.Scheme)
-	case u.Host == "":
-		return "--url has no host"
-	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-		return "--url must not have a query or fragment"
-	case strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/api"):
-		return "--url must leave out the /api suffix"
-	}
-	return ""
+	return checkServerURL(raw)
 }
 
 func cleanupAction(c *cli.Context) error {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -24,6 +25,9 @@ const (
 	exitRuntime   = 1
 	exitUsage     = 2
 	exitThreshold = 4 // not 3: urfave/cli v2 uses 3 for "No help topic"
+
+	// urfaveNoHelpTopic is the code urfave/cli v2 gives "No help topic for 'x'"; run reports it as exitUsage.
+	urfaveNoHelpTopic = 3
 )
 
 func main() {
@@ -55,6 +59,22 @@ func usageError(format string, args ...any) error {
 	return cli.Exit(fmt.Sprintf(format, args...), exitUsage)
 }
 
+// appAction runs when no subcommand matched. Without urfave's default (its help command), an unknown command
+// would exit 3 ("No help topic"), a code our scheme reserves: here it is bad input, exit 2, on one line.
+// Without arguments it shows the help and succeeds, as before.
+func appAction(c *cli.Context) error {
+	if !c.Args().Present() {
+		return cli.ShowAppHelp(c)
+	}
+	names := make([]string, 0, len(c.App.Commands))
+	for _, cmd := range c.App.Commands {
+		if !cmd.Hidden && cmd.Name != "help" {
+			names = append(names, cmd.Name)
+		}
+	}
+	return usageError("unknown command %q (commands: %s; see cvatbench --help)", c.Args().First(), strings.Join(names, ", "))
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ver, rev := buildInfo()
 	app := &cli.App{
@@ -68,6 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return cli.Exit(err.Error(), exitUsage)
 		},
 		Commands: commands(),
+		Action:   appAction,
 	}
 	err := app.RunContext(ctx, args)
 	if err == nil {
@@ -77,6 +98,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cvatbench:", msg)
 	}
 	if ec := cli.ExitCoder(nil); errors.As(err, &ec) {
+		if ec.ExitCode() == urfaveNoHelpTopic { // `cvatbench help nonsense`: bad input, and 3 is not ours
+			return exitUsage
+		}
 		return ec.ExitCode()
 	}
 	return exitRuntime

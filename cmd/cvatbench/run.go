@@ -37,11 +37,11 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "token", EnvVars: []string{"CVAT_ACCESS_TOKEN"}, Usage: "CVAT personal access token"},
 			&cli.StringFlag{Name: "org", Usage: "organization slug; empty: personal sandbox"},
 			&cli.StringSliceFlag{Name: "strategies", Value: cli.NewStringSlice(d.Strategies...), Usage: "wait strategies to compare"},
-			&cli.IntFlag{Name: "tasks", Value: d.TasksPerStrategy, Usage: "tasks per strategy (and image quality)"},
-			&cli.IntFlag{Name: "concurrency", Value: d.Concurrency, Usage: "closed loop: trials in flight"},
+			&cli.IntFlag{Name: "tasks", Value: d.TasksPerStrategy, Usage: fmt.Sprintf("tasks per strategy (and image quality), at most %d, and at most %d trials in the run", bench.MaxTasksPerStrategy, bench.MaxTrials)},
+			&cli.IntFlag{Name: "concurrency", Value: d.Concurrency, Usage: fmt.Sprintf("closed loop: trials in flight, at most %d", bench.MaxConcurrency)},
 			&cli.Float64Flag{Name: "rate", Usage: "open loop: trials started per second (instead of --concurrency)"},
-			&cli.IntFlag{Name: "images", Value: d.Images, Usage: "images per task"},
-			&cli.StringFlag{Name: "image-size", Value: d.ImageSize, Usage: "generated image size WxH"},
+			&cli.IntFlag{Name: "images", Value: d.Images, Usage: fmt.Sprintf("images per task, at most %d; generated: images × width × height at most %d pixels", bench.MaxImages, bench.MaxWorkloadPixels)},
+			&cli.StringFlag{Name: "image-size", Value: d.ImageSize, Usage: fmt.Sprintf("generated image size WxH, sides at most %d", bench.MaxImageSide)},
 			&cli.StringFlag{Name: "image-format", Value: d.ImageFormat, Usage: "generated image format: jpeg, png"},
 			&cli.StringFlag{Name: "images-dir", Usage: "upload these images (sorted by name) instead of generated ones"},
 			&cli.IntSliceFlag{Name: "image-quality", Value: cli.NewIntSlice(d.ImageQualities...), Usage: "image_quality; several values make a sweep"},
@@ -133,7 +133,13 @@ func runAction(c *cli.Context) error {
 	if sloErr == nil {
 		sloErr = report.CheckSLOStrategies(slos, cfg.Strategies)
 	}
-	if err := errors.Join(cfg.Validate(), sloErr); err != nil {
+	var urlErr error
+	if cfg.Target != "" {
+		if p := checkServerURL(cfg.Target); p != "" {
+			urlErr = errors.New(p)
+		}
+	}
+	if err := errors.Join(urlErr, cfg.Validate(), sloErr); err != nil {
 		return usageError("run: %s", oneLine(err))
 	}
 	if c.IsSet("sim-static-cache") && cfg.Target != "" {
@@ -206,7 +212,13 @@ func runAction(c *cli.Context) error {
 	runStart := time.Now()
 	res, runErr := r.Run(ctx)
 	runDuration := time.Since(runStart)
-	if res.Dir == "" {
+	if res.Dir == "" { // failed before the first trial: the runner left no directory, so there is no table
+		for _, e := range res.CleanupErrors {
+			fmt.Fprintf(c.App.ErrWriter, "cleanup: %s\n", e)
+		}
+		if runErr == nil {
+			runErr = errors.New("no results directory") // not expected: Run reports why it wrote none
+		}
 		return fmt.Errorf("run: %w", runErr)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "results: %s\n", res.Dir)

@@ -36,12 +36,21 @@ func simCommand() *cli.Command {
 			&cli.BoolFlag{Name: "verbose", Usage: "log emulator events (and injected faults) to stderr"},
 		},
 		Action: runSim,
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError("sim: %v", err)
+		},
 	}
 }
 
 // simOptions turns the flags into cvatsim.Options; errors are usage errors.
 func simOptions(c *cli.Context) (cvatsim.Options, error) {
 	var problems []string
+	// A bad address is bad input (exit 2), found before anything starts, not a listen error at run time.
+	if addr := c.String("addr"); addr == "" {
+		problems = append(problems, "--addr must not be empty")
+	} else if err := checkListenAddr(addr); err != nil {
+		problems = append(problems, fmt.Sprintf("--addr %q: %v", addr, err))
+	}
 	prof, err := cvatsim.LookupProfile(c.String("profile"))
 	if err != nil {
 		problems = append(problems, err.Error())

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// TestAppWithoutArgumentsShowsHelp: `cvatbench` alone prints the help and succeeds (not urfave's exit 3).
+func TestAppWithoutArgumentsShowsHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"cvatbench"}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d, want %d; stderr %q", code, exitOK, stderr.String())
+	}
+	for _, want := range []string{"USAGE", "run", "sim", "cleanup", "report", "compare"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("stderr not empty: %q", stderr.String())
+	}
+}
+
+// TestRunRejectedBeforeTrialsLeavesNoResultsDir: when the server refuses the credentials, run prints one line,
+// leaves --out empty and stops after the first contact (no project, no task is attempted).
+func TestRunRejectedBeforeTrialsLeavesNoResultsDir(t *testing.T) {
+	tests := []struct {
+		name string
+		deny func(path string) bool // paths answered 401; the rest answer as a CVAT would for About and Self
+		want string
+	}{
+		{"about rejects the token", func(string) bool { return true }, "run: server about: GET /api/server/about: 401"},
+		{"self rejects the token", func(p string) bool { return p == "/api/users/self" }, "run: check credentials: current user: GET /api/users/self: 401"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			flagsCredentialEnv(t)
+			var other atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				switch {
+				case tc.deny(r.URL.Path):
+					w.WriteHeader(http.StatusUnauthorized)
+					_, _ = w.Write([]byte(`{"detail":"Invalid token."}`))
+				case r.URL.Path == "/api/server/about":
+					_, _ = w.Write([]byte(`{"name":"Computer Vision Annotation Tool","version":"2.73.0"}`))
+				default:
+					other.Add(1)
+					w.WriteHeader(http.StatusNotFound)
+				}
+			}))
+			defer srv.Close()
+			out := t.TempDir()
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"cvatbench", "run", "--url", srv.URL, "--token", "tok-Zz1",
+				"--strategies", "poll", "--tasks", "1", "--concurrency", "1", "--out", out}, &stdout, &stderr)
+			if code != exitRuntime {
+				t.Errorf("exit %d, want %d", code, exitRuntime)
+			}
+			msg := strings.TrimRight(stderr.String(), "\n")
+			if strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "cvatbench: "+tc.want) {
+				t.Errorf("stderr %q, want one line starting %q", msg, "cvatbench: "+tc.want)
+			}
+			if strings.Contains(msg, "tok-Zz1") || stdout.Len() > 0 {
+				t.Errorf("stdout %q, stderr %q: want no table and no token", stdout.String(), msg)
+			}
+			entries, err := os.ReadDir(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 0 {
+				t.Errorf("--out holds %v, want nothing", entries)
+			}
+			if n := other.Load(); n > 0 {
+				t.Errorf("%d calls after the rejected first contact", n)
+			}
+		})
+	}
+}
