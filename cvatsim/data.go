@@ -28,15 +28,8 @@ func timeMul(n int) time.Duration { return time.Duration(n) }
 // handleData is POST (and OPTIONS) /api/tasks/{id}/data[/]: the row lock, the
 // initialized check, the Data row, then the dispatch on headers (API.md §5.1).
 func (s *Server) handleData(c *call) {
-	id, ok := c.pathID(0, "Task")
+	t, ok := s.lockTask(c)
 	if !ok {
-		return
-	}
-	s.mu.Lock()
-	t, ok := s.lookupTaskLocked(c, id)
-	if !ok {
-		s.mu.Unlock()
-		c.notFound("Task")
 		return
 	}
 	if c.r.Method == http.MethodOptions {

@@ -244,17 +244,28 @@ func (s *Server) lookupTaskLocked(c *call, id int) (*task, bool) {
 	return t, true
 }
 
-// handleGetTask is GET /api/tasks/{id}.
-func (s *Server) handleGetTask(c *call) {
+// lockTask resolves the task of the request path with s.mu held. When the id
+// is malformed or the task is not visible to the caller it has already
+// answered (400/404), released the lock and returns false.
+func (s *Server) lockTask(c *call) (*task, bool) {
 	id, ok := c.pathID(0, "Task")
 	if !ok {
-		return
+		return nil, false
 	}
 	s.mu.Lock()
 	t, ok := s.lookupTaskLocked(c, id)
 	if !ok {
 		s.mu.Unlock()
 		c.notFound("Task")
+		return nil, false
+	}
+	return t, true
+}
+
+// handleGetTask is GET /api/tasks/{id}.
+func (s *Server) handleGetTask(c *call) {
+	t, ok := s.lockTask(c)
+	if !ok {
 		return
 	}
 	out := s.renderTask(t, renderCtx{base: c.base()})
@@ -313,17 +324,11 @@ func taskMatches(t *task, term string) bool {
 
 // handleDeleteTask is DELETE /api/tasks/{id} (API.md §4.3).
 func (s *Server) handleDeleteTask(c *call) {
-	id, ok := c.pathID(0, "Task")
+	t, ok := s.lockTask(c)
 	if !ok {
 		return
 	}
-	s.mu.Lock()
-	t, ok := s.lookupTaskLocked(c, id)
-	if !ok {
-		s.mu.Unlock()
-		c.notFound("Task")
-		return
-	}
+	id := t.id
 	if rq := s.liveRequestLocked(rqIDFor(id)); rq != nil && rq.status == stStarted {
 		// The worker holds the task row lock: wait for its commit for up to
 		// CVAT_DB_LOCK_TIMEOUT, then give up with 409 (API.md §4.3, §1.4).
@@ -376,15 +381,8 @@ func (s *Server) deleteTaskLocked(t *task, c *call, events bool) {
 // handleTaskStatus is the deprecated GET /api/tasks/{id}/status (API.md
 // §6.3): "Finished" whenever no request exists.
 func (s *Server) handleTaskStatus(c *call) {
-	id, ok := c.pathID(0, "Task")
+	t, ok := s.lockTask(c)
 	if !ok {
-		return
-	}
-	s.mu.Lock()
-	t, ok := s.lookupTaskLocked(c, id)
-	if !ok {
-		s.mu.Unlock()
-		c.notFound("Task")
 		return
 	}
 	state, msg := "Finished", ""
