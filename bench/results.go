@@ -35,23 +35,26 @@ const OffsetMethod = "per trial: offset = request created_date - midpoint of the
 
 // Meta is results/<run-id>/meta.json: what was run, against what, by which tool, and when.
 type Meta struct {
-	RunID           string      `json:"run_id"`
-	ToolVersion     string      `json:"tool_version"`
-	ToolCommit      string      `json:"tool_commit"`
-	Config          Config      `json:"config"`
-	Target          string      `json:"target"`                     // CVAT URL without credentials, or "embedded"
-	EmulatorProfile string      `json:"emulator_profile,omitempty"` // when Target is "embedded"
-	ServerVersion   string      `json:"server_version,omitempty"`   // GET /api/server/about
-	Seed            int64       `json:"seed"`
-	Loop            string      `json:"loop"` // "closed" | "open"
-	TrialsPlanned   int         `json:"trials_planned"`
-	TrialsRecorded  int         `json:"trials_recorded"`
-	StartedAt       time.Time   `json:"started_at"`
-	FinishedAt      *time.Time  `json:"finished_at,omitempty"` // absent while running or after a crash
-	ClockOffset     OffsetStats `json:"clock_offset"`
-	Interrupted     bool        `json:"interrupted,omitempty"`
-	CleanupErrors   []string    `json:"cleanup_errors,omitempty"`
-	HistogramFiles  []string    `json:"histogram_files,omitempty"`
+	RunID           string `json:"run_id"`
+	ToolVersion     string `json:"tool_version"`
+	ToolCommit      string `json:"tool_commit"`
+	Config          Config `json:"config"`
+	Target          string `json:"target"`                     // CVAT URL without credentials, or "embedded"
+	EmulatorProfile string `json:"emulator_profile,omitempty"` // when Target is "embedded": a name or a file path
+	// EmulatorTerms is the profile the emulator ran, as a profile file (docs/profile-file.md), so a run
+	// against a profile file stays reproducible after the file changes.
+	EmulatorTerms  json.RawMessage `json:"emulator_terms,omitempty"`
+	ServerVersion  string          `json:"server_version,omitempty"` // GET /api/server/about
+	Seed           int64           `json:"seed"`
+	Loop           string          `json:"loop"` // "closed" | "open"
+	TrialsPlanned  int             `json:"trials_planned"`
+	TrialsRecorded int             `json:"trials_recorded"`
+	StartedAt      time.Time       `json:"started_at"`
+	FinishedAt     *time.Time      `json:"finished_at,omitempty"` // absent while running or after a crash
+	ClockOffset    OffsetStats     `json:"clock_offset"`
+	Interrupted    bool            `json:"interrupted,omitempty"`
+	CleanupErrors  []string        `json:"cleanup_errors,omitempty"`
+	HistogramFiles []string        `json:"histogram_files,omitempty"`
 }
 
 // OffsetStats summarises the clock-offset estimates of a run.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -140,6 +141,17 @@ func WithVersion(version, commit string) Option {
 	}
 }
 
+// WithEmulatorTerms records the embedded emulator's profile (a profile file's JSON) in meta.json.
+func WithEmulatorTerms(profileFile json.RawMessage) Option {
+	return func(r *Runner) error {
+		if !json.Valid(profileFile) {
+			return errors.New("emulator terms are not valid JSON")
+		}
+		r.emulatorTerms = profileFile
+		return nil
+	}
+}
+
 // WithStrategy replaces the registered strategy of the same name, which must be in Config.Strategies.
 func WithStrategy(s strategies.Strategy) Option {
 	return func(r *Runner) error {
@@ -153,17 +165,18 @@ func WithStrategy(s strategies.Strategy) Option {
 
 // Runner executes one Config. Create it with New; Run may be called once.
 type Runner struct {
-	cfg         Config
-	api         API
-	client      *cvat.Client
-	clock       Clock
-	observer    Observer
-	groundTruth GroundTruth
-	progress    io.Writer
-	log         *slog.Logger
-	version     string
-	commit      string
-	strats      map[string]strategies.Strategy
+	cfg           Config
+	api           API
+	client        *cvat.Client
+	clock         Clock
+	observer      Observer
+	groundTruth   GroundTruth
+	progress      io.Writer
+	log           *slog.Logger
+	version       string
+	commit        string
+	emulatorTerms json.RawMessage
+	strats        map[string]strategies.Strategy
 
 	mu       sync.Mutex
 	tasks    []int                 // created in this run, in creation order
@@ -294,7 +307,7 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 		meta.Loop = LoopOpen
 	}
 	if r.cfg.Target == "" {
-		meta.Target, meta.EmulatorProfile = "embedded", r.cfg.SimProfile
+		meta.Target, meta.EmulatorProfile, meta.EmulatorTerms = "embedded", r.cfg.SimProfile, r.emulatorTerms
 	} else {
 		meta.Target = RedactURL(r.cfg.Target)
 		meta.Config.Target = meta.Target

@@ -148,6 +148,9 @@ type request struct {
 	params   dataParams
 	seq      int  // enqueue order, for FIFO and the default list order
 	expired  bool // the expire fault: gone as soon as finished
+	// background marks another user's creation of the profile's background load: it occupies a worker but
+	// has no task, is never listed and leaves no timeline.
+	background bool
 }
 
 // Request statuses (API.md §6.1).

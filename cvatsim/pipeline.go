@@ -2,6 +2,7 @@ package cvatsim
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"image"
 	_ "image/gif"  // GIF headers
@@ -11,6 +12,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 
 	_ "golang.org/x/image/bmp"  // BMP, accepted by CVAT
@@ -39,7 +41,11 @@ func (s *Server) importWorker() {
 		s.running[rq.owner.id]++
 		s.mu.Unlock()
 
-		s.process(rq)
+		if rq.background {
+			s.processBackground(rq)
+		} else {
+			s.process(rq)
+		}
 
 		s.mu.Lock()
 		s.running[rq.owner.id]--
@@ -91,9 +97,17 @@ func (s *Server) process(rq *request) {
 	}()
 	ctx := s.ctx
 	// Pick-up: the RQ worker forks a child that opens a DB connection.
-	if s.wait(ctx, s.prof.PickUp) != nil {
+	if s.wait(ctx, s.prof.PickUp.sample(s.rng)) != nil {
 		return
 	}
+	s.mu.Lock()
+	s.processing++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.processing--
+		s.mu.Unlock()
+	}()
 	now := s.now()
 	s.mu.Lock()
 	t := rq.task
@@ -114,7 +128,7 @@ func (s *Server) process(rq *request) {
 		s.fail(rq, procFailMessage)
 		return
 	}
-	if s.wait(ctx, s.prof.Processing.sample(s.rng)) != nil {
+	if s.work(ctx, s.prof.Processing.sample(s.rng)) != nil {
 		return
 	}
 	p := rq.params
@@ -150,7 +164,7 @@ func (s *Server) process(rq *request) {
 		}
 		frames[i] = frame{name: f.name, ext: strings.TrimPrefix(strings.ToLower(path.Ext(f.name)), "."), data: f.data, w: cfg.Width, h: cfg.Height}
 	}
-	if s.wait(ctx, s.prof.PerImage*timeMul(len(frames))) != nil {
+	if s.work(ctx, s.prof.PerImage*timeMul(len(frames))) != nil {
 		return
 	}
 
@@ -174,9 +188,14 @@ func (s *Server) process(rq *request) {
 	s.mu.Lock()
 	rq.message = "Task is being saved in database"
 	s.mu.Unlock()
-	if s.wait(ctx, s.prof.PerJob*timeMul(nJobs)) != nil {
+	// The job rows are inserted one after another; each is stamped when its insert ends, well before the
+	// commit that makes them visible (CALIBRATION §5.3).
+	jobsStart := s.now()
+	perJob := s.stretched(s.prof.PerJob)
+	if s.wait(ctx, perJob*timeMul(nJobs)) != nil {
 		return
 	}
+	jobStamp := func(i int) time.Time { return jobsStart.Add(perJob * timeMul(i+1)).Truncate(time.Microsecond) }
 
 	// Static chunks: only with static cache allowed and use_cache=false
 	// (API.md §9.7); every chunk is really JPEG-encoded.
@@ -188,9 +207,18 @@ func (s *Server) process(rq *request) {
 			s.fail(rq, err.Error())
 			return
 		}
-		if s.wait(ctx, s.prof.StaticChunkPerImage*timeMul(len(frames))) != nil {
+		if s.work(ctx, s.prof.StaticChunkPerImage*timeMul(len(frames))) != nil {
 			return
 		}
+	}
+	// The task preview: frame 0 of job 0's compressed chunk, which encodes that whole chunk at image_quality
+	// (cvat/apps/engine/cache.py _prepare_segment_preview; CALIBRATION §5.2); then the task saves and signal
+	// handlers up to the commit.
+	if s.work(ctx, previewCost(s.prof.PreviewPerFrame, *p.imageQuality, frames, segs, chunkSize)) != nil {
+		return
+	}
+	if s.work(ctx, s.prof.JobsToCommit.sample(s.rng)) != nil {
+		return
 	}
 
 	// The commit: every job, the task fields and the webhook enqueues at once.
@@ -206,7 +234,7 @@ func (s *Server) process(rq *request) {
 	var jobIDs []int
 	newJob := func(typ string, sg segment, frameCount int, parent *int, reps int) *job {
 		j := &job{id: s.nextID("job"), task: t, typ: typ, start: sg.start, stop: sg.stop, frameCount: frameCount,
-			parent: parent, replicas: reps, created: now}
+			parent: parent, replicas: reps, created: jobStamp(len(jobIDs))}
 		s.jobs[j.id] = j
 		jobIDs = append(jobIDs, j.id)
 		t.jobIDs = jobIDs
@@ -276,6 +304,44 @@ func (s *Server) process(rq *request) {
 	tl.finished = now
 	s.emitRequestLocked(rq)
 	s.unlockAndNotify(rq.id, stFinished)
+}
+
+// work waits d stretched by the creations processing at once (the profile's ConcurrencyStretch).
+func (s *Server) work(ctx context.Context, d time.Duration) error {
+	return s.wait(ctx, s.stretched(d))
+}
+
+// stretched scales d by 1 + stretch·(k−1) for the k creations processing now (ours and background ones): on a
+// shared CPU each runs slower (CALIBRATION §5.1). The load is read once, at the start of the phase.
+func (s *Server) stretched(d time.Duration) time.Duration {
+	if d <= 0 || s.prof.ConcurrencyStretch == 0 {
+		return d
+	}
+	s.mu.Lock()
+	k := s.processing
+	s.mu.Unlock()
+	if k <= 1 {
+		return d
+	}
+	return time.Duration(float64(d) * (1 + s.prof.ConcurrencyStretch*float64(k-1)))
+}
+
+// previewCost is the preview's encoding time: the frames of job 0's first chunk (at most chunkSize) at the
+// cost per 640×480 frame for quality, scaled by each frame's pixels.
+func previewCost(cost QualityCost, quality int, frames []frame, segs []segment, chunkSize int) time.Duration {
+	perVGA := cost.Cost(quality)
+	if perVGA <= 0 || len(frames) == 0 || len(segs) == 0 {
+		return 0
+	}
+	n := segs[0].stop - segs[0].start + 1
+	if chunkSize > 0 {
+		n = min(n, chunkSize)
+	}
+	var pixels float64
+	for i := segs[0].start; i < segs[0].start+n && i < len(frames); i++ {
+		pixels += float64(frames[i].w * frames[i].h)
+	}
+	return time.Duration(float64(perVGA) * pixels / (640 * 480))
 }
 
 // validationMsg formats a DRF ValidationError as RQ stores it (API.md §6.1).

@@ -3,7 +3,6 @@ package cvatsim_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"net/url"
 	"reflect"
 	"strings"
@@ -99,7 +98,7 @@ func TestRequestNotFoundIsHTML(t *testing.T) {
 func heldEnv(t *testing.T, rec *statusRecorder, mod func(*cvatsim.Options)) (*env, *fakeClock) {
 	clk := newFakeClock(false)
 	prof := instantProfile(t)
-	prof.PickUp = time.Second
+	prof.PickUp = cvatsim.Dist{Base: time.Second}
 	opts := cvatsim.Options{Profile: prof, Clock: clk}
 	if rec != nil {
 		opts.OnRequestStatus = rec.hook
@@ -139,7 +138,7 @@ func TestUploadFinishWhileQueuedIs409(t *testing.T) {
 
 func TestFinishedRequestExpires(t *testing.T) {
 	rec := newStatusRecorder()
-	e, clk := heldEnv(t, rec, func(o *cvatsim.Options) { o.Profile.PickUp = 0 })
+	e, clk := heldEnv(t, rec, func(o *cvatsim.Options) { o.Profile.PickUp = cvatsim.Dist{} })
 	id := e.createTask(map[string]any{"name": "exp"})
 	rq := e.uploadSingle(id, map[string]string{"image_quality": "70"}, images(1))
 	rec.waitFor(t, rq, "finished", 1)
@@ -391,39 +390,93 @@ func TestJobsListPaginationAndFilters(t *testing.T) {
 	}
 }
 
-func TestCVATDefaultProcessingTime(t *testing.T) {
-	// The auto clock turns every wait into simulated time, so the timeline
-	// shows the profile's terms exactly. API-side terms are zeroed so that
-	// only the worker moves the clock between enqueue and finish.
-	prof, err := cvatsim.LookupProfile("cvat-default")
-	if err != nil {
+func TestProcessingTermsAndJobStamps(t *testing.T) {
+	// The auto clock turns every wait into simulated time, so with constant terms the timeline shows the
+	// profile's terms exactly. API-side terms are zero so that only the worker moves the clock.
+	prof := cvatsim.Profile{
+		Name:            "terms",
+		PickUp:          cvatsim.Dist{Base: 19 * time.Millisecond},
+		Processing:      cvatsim.Dist{Base: 40 * time.Millisecond},
+		PerImage:        time.Millisecond,
+		PerJob:          5 * time.Millisecond,
+		JobsToCommit:    cvatsim.Dist{Base: 100 * time.Millisecond},
+		PreviewPerFrame: cvatsim.QualityCost{10: 4 * time.Millisecond, 100: 10 * time.Millisecond},
+		// 5 ms + 1 ms per object (3 jobs + 2 task updates)
+		CommitToFinished: 5 * time.Millisecond,
+		CommitPerObject:  time.Millisecond,
+	}
+	rec := newStatusRecorder()
+	e := newEnv(t, cvatsim.Options{Profile: prof, Clock: newFakeClock(true), OnRequestStatus: rec.hook})
+	id := e.createTask(map[string]any{"name": "ten", "segment_size": 4})
+	files := make([]file, 10)
+	for i := range files {
+		files[i] = file{name: fmt.Sprintf("img_%02d.png", i), data: pngImage(640, 480, uint8(i))}
+	}
+	rq := e.uploadSingle(id, map[string]string{"image_quality": "70"}, files)
+	rec.waitFor(t, rq, "finished", 1)
+	tl, _ := e.s.Timeline(id)
+	if pick := tl.StartedAt.Sub(tl.EnqueuedAt); pick != 19*time.Millisecond {
+		t.Fatalf("pick-up %v, want 19ms", pick)
+	}
+	// 40 fixed + 10 images × 1 + 3 jobs × 5 + preview of job 0's 4 frames at q70 (4 + 6·60/90 = 8 ms each)
+	// + 100 to the commit.
+	if proc, want := tl.JobsVisibleAt.Sub(tl.StartedAt), (40+10+15+32+100)*time.Millisecond; proc != want {
+		t.Fatalf("started -> visible %v, want %v", proc, want)
+	}
+	if d := tl.FinishedAt.Sub(tl.JobsVisibleAt); d != 10*time.Millisecond {
+		t.Fatalf("commit to finished %v, want 10ms", d)
+	}
+	// Job rows are stamped as inserted: 5, 10, 15 ms into the job phase, which starts 50 ms after started.
+	var page struct {
+		Results []struct {
+			ID          int    `json:"id"`
+			CreatedDate string `json:"created_date"`
+		} `json:"results"`
+	}
+	e.must(200, e.do("GET", fmt.Sprintf("/api/jobs?task_id=%d&page_size=all&sort=id", id), nil, nil)).json(t, &page)
+	if len(page.Results) != 3 {
+		t.Fatalf("jobs %+v", page.Results)
+	}
+	for i, j := range page.Results {
+		created, err := time.Parse(time.RFC3339Nano, j.CreatedDate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := created.Sub(tl.StartedAt), time.Duration(50+5*(i+1))*time.Millisecond; got != want {
+			t.Errorf("job %d created %v after started, want %v", j.ID, got, want)
+		}
+	}
+}
+
+func TestConcurrentCreationsStretchProcessing(t *testing.T) {
+	// Stretch 0.5: a phase that starts while another creation processes takes 1.5× as long. A starts alone
+	// (100 ms); B starts while A runs (150 ms).
+	prof := cvatsim.Profile{Name: "stretch", Processing: cvatsim.Dist{Base: 100 * time.Millisecond}, ConcurrencyStretch: 0.5}
+	rec := newStatusRecorder()
+	clk := newFakeClock(false)
+	e := newEnv(t, cvatsim.Options{Profile: prof, Clock: clk, OnRequestStatus: rec.hook})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a, b := e.createTask(map[string]any{"name": "a"}), e.createTask(map[string]any{"name": "b"})
+	rqA := e.uploadSingle(a, map[string]string{"image_quality": "70"}, images(1))
+	rec.waitFor(t, rqA, "started", 1)
+	if err := clk.BlockUntil(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	prof.APIRead, prof.APIWrite = cvatsim.Dist{}, cvatsim.Dist{}
-	prof.UploadBytesPerSecond, prof.UploadPerFile, prof.BasicAuth = 0, 0, 0
-	for seed := int64(1); seed <= 3; seed++ {
-		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
-			rec := newStatusRecorder()
-			e := newEnv(t, cvatsim.Options{Profile: prof, Clock: newFakeClock(true), Seed: seed, OnRequestStatus: rec.hook})
-			id := e.createTask(map[string]any{"name": "ten"})
-			rq := e.uploadSingle(id, map[string]string{"image_quality": "70"}, images(10))
-			rec.waitFor(t, rq, "finished", 1)
-			tl, _ := e.s.Timeline(id)
-			if pick := tl.StartedAt.Sub(tl.EnqueuedAt); pick != 50*time.Millisecond {
-				t.Fatalf("pick-up %v, want 50ms", pick)
-			}
-			// LogN(600 ms, 0.3) within ±3σ, plus 10 images × 3 ms and 1 job × 10 ms.
-			proc := tl.JobsVisibleAt.Sub(tl.StartedAt)
-			lo := time.Duration(600*math.Exp(-0.9)*float64(time.Millisecond)) + 40*time.Millisecond
-			hi := time.Duration(600*math.Exp(0.9)*float64(time.Millisecond)) + 40*time.Millisecond
-			if proc < lo || proc > hi {
-				t.Fatalf("processing %v outside [%v, %v]", proc, lo, hi)
-			}
-			// commit -> finished: 5 ms + 1 ms × (1 job + 2 task updates).
-			if d := tl.FinishedAt.Sub(tl.JobsVisibleAt); d != 8*time.Millisecond {
-				t.Fatalf("commit to finished %v, want 8ms", d)
-			}
-		})
+	rqB := e.uploadSingle(b, map[string]string{"image_quality": "70"}, images(1))
+	rec.waitFor(t, rqB, "started", 1)
+	if err := clk.BlockUntil(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(100 * time.Millisecond)
+	rec.waitFor(t, rqA, "finished", 1)
+	clk.Advance(50 * time.Millisecond)
+	rec.waitFor(t, rqB, "finished", 1)
+	for id, want := range map[int]time.Duration{a: 100 * time.Millisecond, b: 150 * time.Millisecond} {
+		tl, _ := e.s.Timeline(id)
+		if d := tl.JobsVisibleAt.Sub(tl.StartedAt); d != want {
+			t.Errorf("task %d processed in %v, want %v", id, d, want)
+		}
 	}
 }
 
@@ -441,7 +494,7 @@ func TestDeleteDuringProcessingWaitsForRowLock(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := newStatusRecorder()
 			e, clk := heldEnv(t, rec, func(o *cvatsim.Options) {
-				o.Profile.PickUp = 0
+				o.Profile.PickUp = cvatsim.Dist{}
 				o.Profile.Processing = cvatsim.Dist{Base: tc.processing}
 			})
 			id := e.createTask(map[string]any{"name": "busy"})

@@ -76,7 +76,10 @@ type Server struct {
 	prof Profile
 	clk  Clock
 	rng  *lockedRand
-	ttl  time.Duration
+	// bgRng draws the background arrivals, apart from rng so that a background load does not change the
+	// latencies drawn for the same seed.
+	bgRng *lockedRand
+	ttl   time.Duration
 
 	faults *faultState
 
@@ -90,26 +93,27 @@ type Server struct {
 	queueCond *sync.Cond // signalled when the import queue or running set changes
 	closed    bool
 
-	users     []*user
-	sessions  map[string]*session
-	pats      map[string]*pat
-	projects  map[int]*project
-	tasks     map[int]*task
-	jobs      map[int]*job
-	requests  map[string]*request
-	webhooks  map[int]*webhook
-	delivs    []*delivery
-	queue     []*request
-	running   map[int]int // user id -> running creations (one-job-per-user)
-	chunks    map[chunkKey]*chunkEntry
-	tls       map[int]*timeline // ground truth per task id; kept after deletion
-	timers    map[int]func() bool
-	timerSeq  int
-	reqSeq    int
-	lastID    map[string]int
-	whQueue   []*whItem
-	whCond    *sync.Cond
-	whRunning bool
+	users      []*user
+	sessions   map[string]*session
+	pats       map[string]*pat
+	projects   map[int]*project
+	tasks      map[int]*task
+	jobs       map[int]*job
+	requests   map[string]*request
+	webhooks   map[int]*webhook
+	delivs     []*delivery
+	queue      []*request
+	running    map[int]int // user id -> running creations (one-job-per-user)
+	processing int         // creations between pick-up and commit, background ones included
+	chunks     map[chunkKey]*chunkEntry
+	tls        map[int]*timeline // ground truth per task id; kept after deletion
+	timers     map[int]func() bool
+	timerSeq   int
+	reqSeq     int
+	lastID     map[string]int
+	whQueue    []*whItem
+	whCond     *sync.Cond
+	whRunning  bool
 }
 
 // New validates opts and starts the import workers and the webhook worker.
@@ -130,6 +134,12 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	if err := opts.Faults.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if opts.ImportWorkers == 0 && opts.Profile.ImportWorkers > 0 {
+		opts.ImportWorkers = opts.Profile.ImportWorkers
+	}
+	if err := opts.Profile.Validate(); err != nil && opts.Profile.Background.Utilization(max(opts.ImportWorkers, 1)) >= 0.98 {
 		errs = append(errs, err)
 	}
 	seen := map[string]bool{}
@@ -177,6 +187,7 @@ func New(opts Options) (*Server, error) {
 		prof:     opts.Profile,
 		clk:      opts.Clock,
 		rng:      newLockedRand(opts.Seed),
+		bgRng:    newLockedRand(opts.Seed ^ 0x6267),
 		faults:   newFaultState(opts.Faults, opts.Seed),
 		ttl:      opts.RequestTTL,
 		sessions: map[string]*session{},
@@ -209,6 +220,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.wg.Add(1)
 	go s.webhookWorker()
+	s.scheduleBackground()
 	return s, nil
 }
 

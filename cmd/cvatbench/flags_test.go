@@ -33,6 +33,7 @@ var flagsExempt = map[string]string{
 	"run/upload-mode":    "TestRunBadInputIsOneLineExit2",
 	"run/slo":            "TestRunSLO",
 	"sim/profile":        "TestSimBadFlagsAreUsageErrors",
+	"sim/print-profile":  "TestSimBadFlagsAreUsageErrors",
 	"sim/password":       "TestSimBadFlagsAreUsageErrors",
 	"sim/per-job":        "TestSimBadFlagsAreUsageErrors",
 	"cleanup/url":        "TestCleanupBadInputIsOneLineExit2",

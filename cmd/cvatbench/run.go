@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,7 +30,7 @@ func runCommand() *cli.Command {
 			"table, read back from the results directory, to stdout and a progress line to stderr.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "url", Usage: "CVAT base URL; empty: embedded emulator"},
-			&cli.StringFlag{Name: "sim-profile", Value: d.SimProfile, Usage: "emulator profile: " + strings.Join(cvatsim.ProfileNames(), ", ")},
+			&cli.StringFlag{Name: "sim-profile", Value: d.SimProfile, Usage: "emulator profile: " + strings.Join(cvatsim.ProfileNames(), ", ") + ", or a profile file (docs/profile-file.md)"},
 			&cli.BoolFlag{Name: "sim-static-cache", Usage: "embedded emulator with CVAT_ALLOW_STATIC_CACHE on: every chunk is JPEG-encoded at --image-quality during creation (the setting under which image_quality changes creation time)"},
 			&cli.StringFlag{Name: "sim-faults", Usage: "embedded emulator faults, active once the client logged in: " + cvatsim.FaultSyntax()},
 			&cli.StringFlag{Name: "user", EnvVars: []string{"CVAT_USER"}, Usage: "CVAT user (logs in for a token)"},
@@ -163,13 +164,18 @@ func runAction(c *cli.Context) error {
 
 	var client *cvat.Client
 	if cfg.Target == "" {
-		prof, err := cvatsim.LookupProfile(cfg.SimProfile)
+		prof, err := cvatsim.LoadProfile(cfg.SimProfile)
 		if err != nil {
 			return usageError("run: --sim-profile: %v", err)
 		}
 		if c.String("user") != "" || c.String("password") != "" || c.String("token") != "" || c.String("org") != "" { // an empty CVAT_* variable counts as set for urfave
 			return usageError("run: --user, --password, --token and --org need --url (the embedded emulator has its own admin)")
 		}
+		var terms bytes.Buffer
+		if err := cvatsim.WriteProfile(&terms, cvatsim.ProfileFileOf(prof, "")); err != nil {
+			return err
+		}
+		opts = append(opts, bench.WithEmulatorTerms(terms.Bytes()))
 		srv, base, stop, err := startEmulator(prof, cfg.Seed, cfg.SimStaticCache)
 		if err != nil {
 			return err

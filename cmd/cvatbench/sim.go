@@ -18,10 +18,11 @@ func simCommand() *cli.Command {
 		Usage: "serve the embedded CVAT " + cvatsim.Version + " emulator",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8080", Usage: "listen address (port 0 picks a free port)"},
-			&cli.StringFlag{Name: "profile", Value: "cvat-default", Usage: "timing profile: " + strings.Join(cvatsim.ProfileNames(), ", ")},
+			&cli.StringFlag{Name: "profile", Value: "cvat-default", Usage: "timing profile: " + strings.Join(cvatsim.ProfileNames(), ", ") + ", or a profile file (docs/profile-file.md)"},
+			&cli.StringFlag{Name: "print-profile", Usage: "print the built-in profile `NAME` as a profile file to start from, and exit"},
 			&cli.StringFlag{Name: "user", Value: cvatsim.DefaultUsername, Usage: "admin user name"},
 			&cli.StringFlag{Name: "password", Value: cvatsim.DefaultPassword, Usage: "admin password (never printed)"},
-			&cli.IntFlag{Name: "import-workers", Value: cvatsim.DefaultImportWorkers, Usage: "import queue workers"},
+			&cli.IntFlag{Name: "import-workers", Value: 0, Usage: "import queue workers (0: profile value)"},
 			&cli.BoolFlag{Name: "one-job-per-user", Usage: "ONE_RUNNING_JOB_IN_QUEUE_PER_USER: serialize each user's creations"},
 			&cli.BoolFlag{Name: "static-cache", Usage: "CVAT_ALLOW_STATIC_CACHE: build chunks during creation when use_cache=false"},
 			&cli.DurationFlag{Name: "request-ttl", Value: cvatsim.DefaultRequestTTL, Usage: "expiry of finished requests"},
@@ -51,12 +52,12 @@ func simOptions(c *cli.Context) (cvatsim.Options, error) {
 	} else if err := checkListenAddr(addr); err != nil {
 		problems = append(problems, fmt.Sprintf("--addr %q: %v", addr, err))
 	}
-	prof, err := cvatsim.LookupProfile(c.String("profile"))
+	prof, err := cvatsim.LoadProfile(c.String("profile"))
 	if err != nil {
-		problems = append(problems, err.Error())
+		problems = append(problems, "--profile: "+err.Error())
 	}
-	if c.Int("import-workers") < 1 {
-		problems = append(problems, "--import-workers must be at least 1")
+	if c.Int("import-workers") < 0 {
+		problems = append(problems, "--import-workers must be at least 1 (0: profile value)")
 	}
 	if c.Duration("request-ttl") <= 0 {
 		problems = append(problems, "--request-ttl must be positive")
@@ -73,7 +74,7 @@ func simOptions(c *cli.Context) (cvatsim.Options, error) {
 		flag string
 		set  func(time.Duration)
 	}{
-		{"pickup", func(d time.Duration) { prof.PickUp = d }},
+		{"pickup", func(d time.Duration) { prof.PickUp = cvatsim.Dist{Base: d} }},
 		{"processing-median", func(d time.Duration) { prof.Processing.Median = d }},
 		{"per-image", func(d time.Duration) { prof.PerImage = d }},
 		{"per-job", func(d time.Duration) { prof.PerJob = d }},
@@ -119,6 +120,13 @@ func simOptions(c *cli.Context) (cvatsim.Options, error) {
 func runSim(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usageError("sim: unexpected arguments %q", c.Args().Slice())
+	}
+	if name := c.String("print-profile"); name != "" {
+		prof, err := cvatsim.LookupProfile(name)
+		if err != nil {
+			return usageError("sim: --print-profile: %v", err)
+		}
+		return cvatsim.WriteProfile(c.App.Writer, cvatsim.ProfileFileOf(prof, "built-in profile "+name+" of cvatbench"))
 	}
 	opts, err := simOptions(c)
 	if err != nil {

@@ -5,10 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cvatbench/cvatbench/cvatsim"
 )
 
 // lineWriter collects output and reports the first complete line.
@@ -106,7 +111,9 @@ func TestSimBadFlagsAreUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown profile", []string{"--profile", "nope"}, "cvat-default"},
-		{"zero workers", []string{"--import-workers", "0"}, "--import-workers"},
+		{"negative workers", []string{"--import-workers", "-1"}, "--import-workers"},
+		{"profile file missing a term", []string{"--profile", badProfileFile(t, "")}, `missing term "webhook_hop"`},
+		{"print unknown profile", []string{"--print-profile", "nope"}, `unknown profile "nope"`},
 		{"negative ttl", []string{"--request-ttl", "-1s"}, "--request-ttl"},
 		{"empty password", []string{"--password", ""}, "--password"},
 		{"negative per-job", []string{"--per-job", "-5ms"}, "--per-job"},
@@ -124,5 +131,79 @@ func TestSimBadFlagsAreUsageErrors(t *testing.T) {
 				t.Fatalf("stderr %q lacks %q", errOut.String(), tc.want)
 			}
 		})
+	}
+}
+
+// badProfileFile writes cvat-default as a profile file with its webhook_hop term replaced by extra (a
+// `"key": value` pair, or "" to drop the term) and returns its path.
+func badProfileFile(t *testing.T, extra string) string {
+	t.Helper()
+	p, err := cvatsim.LookupProfile("cvat-default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := cvatsim.WriteProfile(&buf, cvatsim.ProfileFileOf(p, "")); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(buf.String(), "\n")
+	for i, l := range lines {
+		if !strings.Contains(l, `"webhook_hop"`) {
+			continue
+		}
+		if extra == "" {
+			lines = append(lines[:i], lines[i+1:]...) // webhook_hop is not the last term: its comma can go with it
+		} else {
+			lines[i] = "    " + extra + ","
+		}
+		break
+	}
+	path := filepath.Join(t.TempDir(), "profile.json")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestSimPrintProfileIsAFileRunAccepts(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"cvatbench", "sim", "--print-profile", "instant"}, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	pf, err := cvatsim.ParseProfile(bytes.NewReader(out.Bytes()))
+	if err != nil {
+		t.Fatalf("printed profile does not parse: %v", err)
+	}
+	if want, _ := cvatsim.LookupProfile("instant"); !reflect.DeepEqual(pf.Terms.APIRead, want.APIRead) || pf.Name != "instant" {
+		t.Fatalf("printed %+v, want instant", pf)
+	}
+	path := filepath.Join(t.TempDir(), "mine.json")
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	out.Reset()
+	errOut.Reset()
+	code := run(context.Background(), []string{"cvatbench", "run", "--sim-profile", path, "--strategies", "poll", "--tasks", "2",
+		"--concurrency", "1", "--out", dir}, &out, &errOut)
+	if code != exitOK {
+		t.Fatalf("run with the printed file: exit %d: %s", code, errOut.String())
+	}
+	metas, _ := filepath.Glob(filepath.Join(dir, "*", "meta.json"))
+	if len(metas) != 1 {
+		t.Fatalf("want one meta.json under %s, found %v", dir, metas)
+	}
+	var meta struct {
+		EmulatorProfile string          `json:"emulator_profile"`
+		EmulatorTerms   json.RawMessage `json:"emulator_terms"`
+	}
+	if b, err := os.ReadFile(metas[0]); err != nil || json.Unmarshal(b, &meta) != nil {
+		t.Fatalf("meta.json: %v", err)
+	}
+	if meta.EmulatorProfile != path {
+		t.Errorf("meta.json emulator_profile %q, want %q", meta.EmulatorProfile, path)
+	}
+	if recorded, err := cvatsim.ParseProfile(bytes.NewReader(meta.EmulatorTerms)); err != nil || !reflect.DeepEqual(recorded.Terms, pf.Terms) {
+		t.Errorf("meta.json emulator_terms %v: %+v, want %+v", err, recorded.Terms, pf.Terms)
 	}
 }
