@@ -51,8 +51,12 @@ type TrialRecord struct {
 	RequestFinishedAt *time.Time `json:"request_finished_at,omitempty"`
 	// When jobs became visible, on the local clock: emulator ground truth, or the server's finished_date shifted
 	// by the estimated clock offset.
-	JobsVisibleAt      *time.Time `json:"jobs_visible_at,omitempty"`
-	JobsVisibleSource  string     `json:"jobs_visible_source,omitempty"`   // "emulator" | "server_finished_date"
+	JobsVisibleAt     *time.Time `json:"jobs_visible_at,omitempty"`
+	JobsVisibleSource string     `json:"jobs_visible_source,omitempty"` // "emulator" | "server_finished_date"
+	// On a real server the jobs became visible between JobsVisibleAfter (the newest job row's created_date,
+	// NewestJobCreatedAt on the server clock, mapped to local) and JobsVisibleAt (finished_date, mapped).
+	NewestJobCreatedAt *time.Time `json:"newest_job_created_at,omitempty"`
+	JobsVisibleAfter   *time.Time `json:"jobs_visible_after,omitempty"`
 	ClockOffsetMs      *float64   `json:"clock_offset_ms,omitempty"`       // server minus local
 	ClockOffsetErrorMs *float64   `json:"clock_offset_error_ms,omitempty"` // ± bound
 	// Derived durations in milliseconds (float).

@@ -64,6 +64,11 @@ type OffsetStats struct {
 	Estimates     int     `json:"estimates"`
 	MaxErrorMs    float64 `json:"max_error_ms"`    // largest ± bound of any trial
 	MedianErrorMs float64 `json:"median_error_ms"` // typical ± bound
+	// With the ping method: the one offset every trial uses, its ± bound, and the pings it came from.
+	RunOffsetMs *float64 `json:"run_offset_ms,omitempty"`
+	RunBoundMs  *float64 `json:"run_bound_ms,omitempty"`
+	Pings       int      `json:"pings,omitempty"`
+	PingError   string   `json:"ping_error,omitempty"` // why the ping method was not used, when it was asked for
 }
 
 // resultsWriter writes one results directory. Append is safe for concurrent use.

@@ -152,6 +152,19 @@ func WithEmulatorTerms(profileFile json.RawMessage) Option {
 	}
 }
 
+// WithPingClock makes the run estimate the clock offset once, before the first trial, from webhook pings
+// received on listen (PingOffset), instead of per trial from the upload call. publicURL, if set, is where the
+// server posts. If the pings fail the run falls back on the per-trial estimate and says so in meta.json.
+func WithPingClock(listen, publicURL string) Option {
+	return func(r *Runner) error {
+		if listen == "" {
+			return errors.New("ping clock: empty listen address")
+		}
+		r.pingListen, r.pingURL = listen, publicURL
+		return nil
+	}
+}
+
 // WithStrategy replaces the registered strategy of the same name, which must be in Config.Strategies.
 func WithStrategy(s strategies.Strategy) Option {
 	return func(r *Runner) error {
@@ -176,6 +189,11 @@ type Runner struct {
 	version       string
 	commit        string
 	emulatorTerms json.RawMessage
+	pingListen    string
+	pingURL       string
+	runOffset     *ClockEstimate // from the ping exchange, when it worked
+	clockProject  int
+	clockErr      string // why the ping exchange did not work
 	strats        map[string]strategies.Strategy
 
 	mu       sync.Mutex
@@ -332,6 +350,12 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	if err := r.setup(ctx, runID); err != nil {
 		return res, err
 	}
+	if est := r.runOffset; est != nil {
+		meta.ClockOffset.Method = est.Method
+		meta.ClockOffset.RunOffsetMs, meta.ClockOffset.RunBoundMs = floatPtr(ms(est.Offset)), floatPtr(ms(est.Bound))
+		meta.ClockOffset.Pings = est.Samples
+	}
+	meta.ClockOffset.PingError = r.clockErr
 	measuring = true
 
 	col := newCollector(r, w, res.Planned, start)
@@ -381,6 +405,7 @@ func maxMedian(v []float64) (mx, med float64) {
 
 // setup creates one project per strategy and prepares the strategies that need it.
 func (r *Runner) setup(ctx context.Context, runID string) error {
+	r.estimateClock(ctx, runID)
 	for _, name := range r.cfg.Strategies {
 		spec := cvat.ProjectSpec{Name: NamePrefix + runID + "-" + name, Labels: []cvat.Label{{Name: "object"}}}
 		var p cvat.Project
@@ -767,7 +792,10 @@ func (r *Runner) complete(runCtx context.Context, rec *TrialRecord, req *cvat.Re
 		if req.FinishedDate != nil {
 			rec.RequestFinishedAt = timePtr(*req.FinishedDate)
 		}
-		if window != nil {
+		if r.runOffset != nil {
+			offset, haveOffset = r.runOffset.Offset, true
+			rec.ClockOffsetMs, rec.ClockOffsetErrorMs = floatPtr(ms(offset)), floatPtr(ms(r.runOffset.Bound))
+		} else if window != nil {
 			if off, bound, ok := EstimateOffset(req.CreatedDate, window[0], window[1]); ok {
 				offset, haveOffset = off, true
 				rec.ClockOffsetMs, rec.ClockOffsetErrorMs = floatPtr(ms(off)), floatPtr(ms(bound))
@@ -792,7 +820,54 @@ func (r *Runner) complete(runCtx context.Context, rec *TrialRecord, req *cvat.Re
 	if haveOffset && rec.RequestFinishedAt != nil {
 		rec.JobsVisibleAt = timePtr(ToLocal(*rec.RequestFinishedAt, offset))
 		rec.JobsVisibleSource = VisibleFromServerFinished
+		// The lower end of the bracket: the jobs were committed after the newest job row was inserted. One
+		// listing after the wait, outside the strategy's request count.
+		if newest, ok := r.newestJobCreated(runCtx, rec); ok {
+			rec.NewestJobCreatedAt = timePtr(newest)
+			rec.JobsVisibleAfter = timePtr(ToLocal(newest, offset))
+		}
 	}
+}
+
+// newestJobCreated is the latest created_date of the task's jobs (server clock).
+func (r *Runner) newestJobCreated(runCtx context.Context, rec *TrialRecord) (time.Time, bool) {
+	gctx, cancel := context.WithTimeout(runCtx, 10*time.Second)
+	defer cancel()
+	gctx = cvat.WithCallObserver(gctx, func(c cvat.Call) { r.observer.APICall(rec.Strategy, c) })
+	page, err := r.api.ListJobs(gctx, cvat.JobsQuery{TaskID: rec.TaskID, PageSize: cvat.PageSizeAll})
+	if err != nil {
+		r.log.Debug("jobs after wait", "task", rec.TaskID, "err", err)
+		return time.Time{}, false
+	}
+	var newest time.Time
+	for _, j := range page.Results {
+		if j.CreatedDate.After(newest) {
+			newest = j.CreatedDate
+		}
+	}
+	return newest, !newest.IsZero()
+}
+
+// estimateClock runs the ping exchange on a project of its own, when WithPingClock asked for it. A failure
+// is logged and leaves the per-trial estimate in charge.
+func (r *Runner) estimateClock(ctx context.Context, runID string) {
+	if r.pingListen == "" || r.client == nil {
+		return
+	}
+	name := NamePrefix + runID + "-clock"
+	p, err := r.api.CreateProject(ctx, cvat.ProjectSpec{Name: name, Labels: []cvat.Label{{Name: "object"}}})
+	if err != nil {
+		r.clockErr = fmt.Sprintf("create clock project: %v", err)
+		return
+	}
+	r.clockProject = p.ID
+	est, err := PingOffset(ctx, r.client, p.ID, r.pingListen, r.pingURL, name, 20, time.Now)
+	if err != nil {
+		r.clockErr = err.Error()
+		r.log.Warn("clock offset by ping failed; using the per-trial estimate", "err", err)
+		return
+	}
+	r.runOffset = &est
 }
 
 // classify maps a trial error to a result and class: a cancelled run is "canceled", the trial's own deadline a
@@ -861,6 +936,9 @@ func (r *Runner) cleanup(ctx context.Context, runID string) []string {
 				errs = append(errs, err.Error())
 			}
 		}
+	}
+	if r.clockProject != 0 {
+		projects = append(projects, r.clockProject)
 	}
 	for _, p := range prepared {
 		if err := p.Close(cctx); err != nil {

@@ -59,6 +59,7 @@ func flagsCases(dir, file, busy, reject string) []flagCase {
 	u := unreachable
 	return []flagCase{
 		// App level.
+		{name: "clock method unknown", cmd: "run", flag: "clock", args: []string{"--clock", "ntp"}, code: exitUsage, want: `--clock "ntp"`},
 		{name: "unknown command", cmd: "", args: []string{"benchmark"}, code: exitUsage, want: "benchmark"},
 		{name: "unknown command with flags", cmd: "", args: []string{"benchmark", "--tasks", "1"}, code: exitUsage, want: "unknown command"},
 		{name: "help for an unknown command", cmd: "", args: []string{"help", "benchmark"}, code: exitUsage, want: "benchmark"},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -37,6 +38,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "password", EnvVars: []string{"CVAT_PASSWORD"}, Usage: "CVAT password"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"CVAT_ACCESS_TOKEN"}, Usage: "CVAT personal access token"},
 			&cli.StringFlag{Name: "org", Usage: "organization slug; empty: personal sandbox"},
+			&cli.StringFlag{Name: "clock", Value: "auto", Usage: "clock-offset estimate for a real server: ping (webhook pings to a receiver on 127.0.0.1, for a server on this host; ±1 ms), upload (per trial, from the upload call; ±tens of ms), auto (ping for a loopback --url, else upload)"},
 			&cli.StringSliceFlag{Name: "strategies", Value: cli.NewStringSlice(d.Strategies...), Usage: "wait strategies to compare"},
 			&cli.IntFlag{Name: "tasks", Value: d.TasksPerStrategy, Usage: fmt.Sprintf("tasks per strategy (and image quality), at most %d, and at most %d trials in the run", bench.MaxTasksPerStrategy, bench.MaxTrials)},
 			&cli.IntFlag{Name: "concurrency", Value: d.Concurrency, Usage: fmt.Sprintf("closed loop: trials in flight, at most %d", bench.MaxConcurrency)},
@@ -162,6 +164,10 @@ func runAction(c *cli.Context) error {
 	defer metrics.Close()
 	opts := []bench.Option{bench.WithVersion(ver, rev), bench.WithProgress(c.App.ErrWriter), bench.WithObserver(metrics.Observer())}
 
+	clockMode := c.String("clock")
+	if clockMode != "auto" && clockMode != "ping" && clockMode != "upload" {
+		return usageError("run: --clock %q: want auto, ping or upload", clockMode)
+	}
 	var client *cvat.Client
 	if cfg.Target == "" {
 		prof, err := cvatsim.LoadProfile(cfg.SimProfile)
@@ -207,6 +213,9 @@ func runAction(c *cli.Context) error {
 		client, err = login(ctx, cfg.Target, user, password, token, cfg.Org)
 		if err != nil {
 			return err
+		}
+		if usePingClock(clockMode, cfg.Target) {
+			opts = append(opts, bench.WithPingClock("127.0.0.1:0", ""))
 		}
 	}
 	opts = append(opts, bench.WithClient(client))
@@ -299,4 +308,18 @@ func login(ctx context.Context, base, user, password, token, org string) (*cvat.
 		return nil, fmt.Errorf("run: %w", err)
 	}
 	return c, nil
+}
+
+// usePingClock tells whether the run estimates the clock offset with webhook pings: asked for, or "auto" with
+// a server on a loopback address (its pings reach a receiver on 127.0.0.1).
+func usePingClock(mode, target string) bool {
+	if mode != "auto" {
+		return mode == "ping"
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	return u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback())
 }
