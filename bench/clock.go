@@ -76,19 +76,15 @@ func (p *pingReceiver) take() [][2]time.Time {
 // host a ping takes a few milliseconds, so the bound is about a millisecond; a stamped API call (created_date
 // of a task or request) cannot do better than the tens of milliseconds between the stamp and the answer.
 //
-// It listens on listen (a local address the server can reach; "127.0.0.1:0" when the server is on this host),
-// creates a project webhook that delivers nothing but pings on projectID, and deletes it before returning.
-// publicURL, when set, is the URL the server posts to instead of the listener's address.
-func PingOffset(ctx context.Context, c Pinger, projectID int, listen, publicURL, description string, n int, now func() time.Time) (ClockEstimate, error) {
+// It serves ln (a listener the server can reach; on 127.0.0.1 when the server is on this host) until it
+// returns, creates a project webhook that delivers nothing but pings on projectID, and deletes it before
+// returning. publicURL, when set, is the URL the server posts to instead of the listener's address.
+func PingOffset(ctx context.Context, c Pinger, projectID int, ln net.Listener, publicURL, description string, n int, now func() time.Time) (ClockEstimate, error) {
 	if n < 1 {
 		return ClockEstimate{}, errors.New("ping offset: need at least one ping")
 	}
 	if now == nil {
 		now = time.Now
-	}
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return ClockEstimate{}, fmt.Errorf("ping offset: listen: %w", err)
 	}
 	rec := &pingReceiver{now: now}
 	srv := &http.Server{Handler: rec, ReadHeaderTimeout: 5 * time.Second}

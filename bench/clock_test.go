@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"context"
+	"net"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -21,6 +22,15 @@ func (skewedClock) AfterFunc(d time.Duration, f func()) func() bool {
 	return time.AfterFunc(d, f).Stop
 }
 
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
 func TestPingOffsetFindsTheServersSkew(t *testing.T) {
 	for _, skew := range []time.Duration{0, 250 * time.Millisecond, -3 * time.Second} {
 		t.Run(skew.String(), func(t *testing.T) {
@@ -37,7 +47,7 @@ func TestPingOffsetFindsTheServersSkew(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			est, err := bench.PingOffset(ctx, c, p.ID, "127.0.0.1:0", "", "cvatbench-clock", 10, nil)
+			est, err := bench.PingOffset(ctx, c, p.ID, listen(t), "", "cvatbench-clock", 10, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +77,7 @@ func TestPingOffsetFailsWhenNothingIsDelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The server posts to a port nobody listens on: every ping fails (status 502 in the emulator).
-	_, err = bench.PingOffset(ctx, c, p.ID, "127.0.0.1:0", "http://127.0.0.1:1/", "cvatbench-clock", 3, nil)
+	_, err = bench.PingOffset(ctx, c, p.ID, listen(t), "http://127.0.0.1:1/", "cvatbench-clock", 3, nil)
 	if err == nil {
 		t.Fatal("no error for undeliverable pings")
 	}
@@ -85,7 +95,7 @@ func TestRealServerPingOffset(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.DeleteProject(context.Background(), p.ID) })
-	est, err := bench.PingOffset(ctx, c, p.ID, "127.0.0.1:0", "", "cvatbench-clock-test", 20, nil)
+	est, err := bench.PingOffset(ctx, c, p.ID, listen(t), "", "cvatbench-clock-test", 20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

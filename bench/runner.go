@@ -861,7 +861,12 @@ func (r *Runner) estimateClock(ctx context.Context, runID string) {
 		return
 	}
 	r.clockProject = p.ID
-	est, err := PingOffset(ctx, r.client, p.ID, r.pingListen, r.pingURL, name, 20, time.Now)
+	ln, err := net.Listen("tcp", r.pingListen)
+	if err != nil {
+		r.clockErr = fmt.Sprintf("clock receiver: %v", err)
+		return
+	}
+	est, err := PingOffset(ctx, r.client, p.ID, ln, r.pingURL, name, 20, time.Now)
 	if err != nil {
 		r.clockErr = err.Error()
 		r.log.Warn("clock offset by ping failed; using the per-trial estimate", "err", err)

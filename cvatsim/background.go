@@ -53,11 +53,7 @@ func (s *Server) processBackground(rq *request) {
 	if s.wait(s.ctx, s.prof.PickUp.sample(s.rng)) != nil {
 		return
 	}
-	s.mu.Lock()
-	s.processing++
-	s.mu.Unlock()
-	_ = s.work(s.ctx, s.prof.Background.Service.sample(s.rng))
-	s.mu.Lock()
-	s.processing--
-	s.mu.Unlock()
+	stretch := s.startProcessing()
+	defer s.endProcessing()
+	_ = s.wait(s.ctx, stretch.times(s.prof.Background.Service.sample(s.rng)))
 }

@@ -2,7 +2,6 @@ package cvatsim
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"image"
 	_ "image/gif"  // GIF headers
@@ -100,14 +99,8 @@ func (s *Server) process(rq *request) {
 	if s.wait(ctx, s.prof.PickUp.sample(s.rng)) != nil {
 		return
 	}
-	s.mu.Lock()
-	s.processing++
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.processing--
-		s.mu.Unlock()
-	}()
+	stretch := s.startProcessing()
+	defer s.endProcessing()
 	now := s.now()
 	s.mu.Lock()
 	t := rq.task
@@ -128,7 +121,7 @@ func (s *Server) process(rq *request) {
 		s.fail(rq, procFailMessage)
 		return
 	}
-	if s.work(ctx, s.prof.Processing.sample(s.rng)) != nil {
+	if s.wait(ctx, stretch.times(s.prof.Processing.sample(s.rng))) != nil {
 		return
 	}
 	p := rq.params
@@ -164,7 +157,7 @@ func (s *Server) process(rq *request) {
 		}
 		frames[i] = frame{name: f.name, ext: strings.TrimPrefix(strings.ToLower(path.Ext(f.name)), "."), data: f.data, w: cfg.Width, h: cfg.Height}
 	}
-	if s.work(ctx, s.prof.PerImage*timeMul(len(frames))) != nil {
+	if s.wait(ctx, stretch.times(s.prof.PerImage*timeMul(len(frames)))) != nil {
 		return
 	}
 
@@ -191,7 +184,7 @@ func (s *Server) process(rq *request) {
 	// The job rows are inserted one after another; each is stamped when its insert ends, well before the
 	// commit that makes them visible (CALIBRATION §5.3).
 	jobsStart := s.now()
-	perJob := s.stretched(s.prof.PerJob)
+	perJob := stretch.times(s.prof.PerJob)
 	if s.wait(ctx, perJob*timeMul(nJobs)) != nil {
 		return
 	}
@@ -207,17 +200,17 @@ func (s *Server) process(rq *request) {
 			s.fail(rq, err.Error())
 			return
 		}
-		if s.work(ctx, s.prof.StaticChunkPerImage*timeMul(len(frames))) != nil {
+		if s.wait(ctx, stretch.times(s.prof.StaticChunkPerImage*timeMul(len(frames)))) != nil {
 			return
 		}
 	}
 	// The task preview: frame 0 of job 0's compressed chunk, which encodes that whole chunk at image_quality
 	// (cvat/apps/engine/cache.py _prepare_segment_preview; CALIBRATION §5.2); then the task saves and signal
 	// handlers up to the commit.
-	if s.work(ctx, previewCost(s.prof.PreviewPerFrame, *p.imageQuality, frames, segs, chunkSize)) != nil {
+	if s.wait(ctx, stretch.times(previewCost(s.prof.PreviewPerFrame, *p.imageQuality, frames, segs, chunkSize))) != nil {
 		return
 	}
-	if s.work(ctx, s.prof.JobsToCommit.sample(s.rng)) != nil {
+	if s.wait(ctx, stretch.times(s.prof.JobsToCommit.sample(s.rng))) != nil {
 		return
 	}
 
@@ -306,24 +299,32 @@ func (s *Server) process(rq *request) {
 	s.unlockAndNotify(rq.id, stFinished)
 }
 
-// work waits d stretched by the creations processing at once (the profile's ConcurrencyStretch).
-func (s *Server) work(ctx context.Context, d time.Duration) error {
-	return s.wait(ctx, s.stretched(d))
+// startProcessing counts a creation (ours or a background one) as processing and returns how much slower it
+// runs: 1 + stretch·(k−1) for the k creations processing now, itself included, read once at its start. A
+// shared CPU slows every creation that runs while others do (CALIBRATION §5.1); fixing the factor at the
+// start keeps the model one that calibrate can invert from the started_date and finished_date of each
+// creation (bench/calibrate: loadAtStart).
+func (s *Server) startProcessing() stretchFactor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.processing++
+	return stretchFactor(1 + s.prof.ConcurrencyStretch*float64(s.processing-1))
 }
 
-// stretched scales d by 1 + stretch·(k−1) for the k creations processing now (ours and background ones): on a
-// shared CPU each runs slower (CALIBRATION §5.1). The load is read once, at the start of the phase.
-func (s *Server) stretched(d time.Duration) time.Duration {
-	if d <= 0 || s.prof.ConcurrencyStretch == 0 {
-		return d
-	}
+func (s *Server) endProcessing() {
 	s.mu.Lock()
-	k := s.processing
+	s.processing--
 	s.mu.Unlock()
-	if k <= 1 {
+}
+
+// stretchFactor scales a processing phase.
+type stretchFactor float64
+
+func (f stretchFactor) times(d time.Duration) time.Duration {
+	if d <= 0 || f == 1 {
 		return d
 	}
-	return time.Duration(float64(d) * (1 + s.prof.ConcurrencyStretch*float64(k-1)))
+	return time.Duration(float64(f) * float64(d))
 }
 
 // previewCost is the preview's encoding time: the frames of job 0's first chunk (at most chunkSize) at the

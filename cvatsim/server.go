@@ -9,6 +9,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -50,8 +52,11 @@ type Options struct {
 	RequestTTL           time.Duration
 	WebhookRetryDelays   []time.Duration // nil: DefaultWebhookRetryDelays; empty non-nil: no retries
 	Clock                Clock           // default real clock
-	Seed                 int64
-	Logf                 func(format string, args ...any) // optional
+	// WebhookDial, when set, opens the connections of webhook deliveries instead of TCP (a test's in-memory
+	// network).
+	WebhookDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	Seed        int64
+	Logf        func(format string, args ...any) // optional
 
 	// Extensions beyond the contract (all optional).
 
@@ -72,10 +77,11 @@ type Options struct {
 
 // Server is one emulated CVAT instance. Its state lives in memory.
 type Server struct {
-	opts Options
-	prof Profile
-	clk  Clock
-	rng  *lockedRand
+	opts        Options
+	prof        Profile
+	clk         Clock
+	hookClients [2]*http.Client
+	rng         *lockedRand
 	// bgRng draws the background arrivals, apart from rng so that a background load does not change the
 	// latencies drawn for the same seed.
 	bgRng *lockedRand
@@ -183,25 +189,29 @@ func New(opts Options) (*Server, error) {
 		opts.Logf = func(string, ...any) {}
 	}
 	s := &Server{
-		opts:     opts,
-		prof:     opts.Profile,
-		clk:      opts.Clock,
-		rng:      newLockedRand(opts.Seed),
-		bgRng:    newLockedRand(opts.Seed ^ 0x6267),
-		faults:   newFaultState(opts.Faults, opts.Seed),
-		ttl:      opts.RequestTTL,
-		sessions: map[string]*session{},
-		pats:     map[string]*pat{},
-		projects: map[int]*project{},
-		tasks:    map[int]*task{},
-		jobs:     map[int]*job{},
-		requests: map[string]*request{},
-		webhooks: map[int]*webhook{},
-		running:  map[int]int{},
-		chunks:   map[chunkKey]*chunkEntry{},
-		tls:      map[int]*timeline{},
-		timers:   map[int]func() bool{},
-		lastID:   map[string]int{},
+		opts:        opts,
+		prof:        opts.Profile,
+		clk:         opts.Clock,
+		hookClients: webhookClients,
+		rng:         newLockedRand(opts.Seed),
+		bgRng:       newLockedRand(opts.Seed ^ 0x6267),
+		faults:      newFaultState(opts.Faults, opts.Seed),
+		ttl:         opts.RequestTTL,
+		sessions:    map[string]*session{},
+		pats:        map[string]*pat{},
+		projects:    map[int]*project{},
+		tasks:       map[int]*task{},
+		jobs:        map[int]*job{},
+		requests:    map[string]*request{},
+		webhooks:    map[int]*webhook{},
+		running:     map[int]int{},
+		chunks:      map[chunkKey]*chunkEntry{},
+		tls:         map[int]*timeline{},
+		timers:      map[int]func() bool{},
+		lastID:      map[string]int{},
+	}
+	if opts.WebhookDial != nil {
+		s.hookClients = newWebhookClients(opts.WebhookDial)
 	}
 	s.queueCond = sync.NewCond(&s.mu)
 	s.whCond = sync.NewCond(&s.mu)
@@ -264,7 +274,7 @@ func (s *Server) Close() {
 	s.wg.Wait()
 	// Deliveries keep idle keep-alive connections to receivers; drop them so a closed server leaves no
 	// connection goroutines behind.
-	for _, c := range webhookClients {
+	for _, c := range s.hookClients {
 		c.CloseIdleConnections()
 	}
 }

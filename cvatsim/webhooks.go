@@ -256,11 +256,14 @@ func (s *Server) deliveryFaults(it *whItem) bool {
 
 // webhookClients are the HTTP clients of deliveries: 3 s connect, 10 s read;
 // TLS verification only with enable_ssl. No environment proxy.
-var webhookClients = func() [2]*http.Client {
+var webhookClients = newWebhookClients((&net.Dialer{Timeout: 3 * time.Second}).DialContext)
+
+// newWebhookClients builds the delivery clients over dial (plain and with TLS verification).
+func newWebhookClients(dial func(ctx context.Context, network, addr string) (net.Conn, error)) [2]*http.Client {
 	mk := func(verify bool) *http.Client {
 		tr := &http.Transport{
 			Proxy:                 nil,
-			DialContext:           (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
+			DialContext:           dial,
 			TLSHandshakeTimeout:   3 * time.Second,
 			ResponseHeaderTimeout: 10 * time.Second,
 			TLSClientConfig:       &tls.Config{InsecureSkipVerify: !verify}, //nolint:gosec // enable_ssl=false asks for it
@@ -271,7 +274,7 @@ var webhookClients = func() [2]*http.Client {
 		}}
 	}
 	return [2]*http.Client{mk(false), mk(true)}
-}()
+}
 
 // deliver sends one attempt, records it and schedules a retry on >= 500, 408
 // or 429 (connection errors count as 502, timeouts as 504). It returns the
@@ -287,7 +290,7 @@ func (s *Server) deliver(ctx context.Context, it *whItem, ping bool) *delivery {
 	s.mu.Unlock()
 
 	body := encodePy(it.payload)
-	status, resp, dur := post(ctx, target, secret, it.badSig, enableSSL, body)
+	status, resp, dur := post(ctx, s.hookClients, target, secret, it.badSig, enableSSL, body)
 	now := s.now()
 	s.mu.Lock()
 	d := &delivery{id: s.nextID("delivery"), webhookID: it.webhookID, event: it.event, status: status,
@@ -314,7 +317,7 @@ func (s *Server) deliver(ctx context.Context, it *whItem, ping bool) *delivery {
 // post sends body to target as CVAT does and returns the status (502 for a
 // connection error, 504 for a timeout), the response text (at most 1 MB) and
 // the duration. badSig (the hookbadsig fault) signs with a wrong key.
-func post(ctx context.Context, target, secret string, badSig, enableSSL bool, body []byte) (int, string, time.Duration) {
+func post(ctx context.Context, clients [2]*http.Client, target, secret string, badSig, enableSSL bool, body []byte) (int, string, time.Duration) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, 25*time.Second) // RQ job timeout of the webhooks queue
 	defer cancel()
@@ -333,9 +336,9 @@ func post(ctx context.Context, target, secret string, badSig, enableSSL bool, bo
 		mac.Write(body)
 		req.Header.Set("X-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	}
-	client := webhookClients[0]
+	client := clients[0]
 	if enableSSL {
-		client = webhookClients[1]
+		client = clients[1]
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -13,9 +13,10 @@ const module = "github.com/cvatbench/cvatbench"
 
 // allowed lists, per package, the project packages it may import.
 var allowed = map[string][]string{
-	"cmd/cvatbench":        {"bench", "bench/prom", "strategies", "report", "cvat", "cvatsim"},
+	"cmd/cvatbench":        {"bench", "bench/prom", "bench/calibrate", "strategies", "report", "cvat", "cvatsim"},
 	"bench":                {"strategies", "cvat"},
 	"bench/prom":           {"bench", "cvat"},
+	"bench/calibrate":      {"bench", "cvat", "cvatsim"},
 	"strategies":           {"cvat"},
 	"report":               {"bench"},
 	"cvat":                 {},
