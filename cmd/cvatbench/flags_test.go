@@ -50,13 +50,15 @@ var flagsExempt = map[string]string{
 	"compare/resamples":  "TestCompareCommand",
 	"compare/confidence": "TestCompareCommand",
 	// Free text the server judges: no value is invalid before a request is made.
-	"cleanup/org": "free text; a wrong slug is the server's 4xx (runtime)",
+	"cleanup/org":   "free text; a wrong slug is the server's 4xx (runtime)",
+	"calibrate/org": "free text; a wrong slug is the server's 4xx (runtime)",
 }
 
 // flagsCases is the table; dir is a valid results directory for report and compare, file a regular file.
 func flagsCases(dir, file, busy, reject string) []flagCase {
 	const unreachable = "http://127.0.0.1:1" // nothing listens on port 1
 	u := unreachable
+	noCreds := map[string]string{"CVAT_USER": "", "CVAT_PASSWORD": "", "CVAT_ACCESS_TOKEN": ""}
 	return []flagCase{
 		// App level.
 		{name: "clock method unknown", cmd: "run", flag: "clock", args: []string{"--clock", "ntp"}, code: exitUsage, want: `--clock "ntp"`},
@@ -170,6 +172,18 @@ func flagsCases(dir, file, busy, reject string) []flagCase {
 		// cleanup.
 		{name: "dry run not a bool", cmd: "cleanup", flag: "dry-run", args: []string{"--url", u, "--token", "tok-Zz1", "--dry-run=maybe"}, code: exitUsage, want: "dry-run"},
 		{name: "yes not a bool", cmd: "cleanup", flag: "yes", args: []string{"--url", u, "--token", "tok-Zz1", "--yes=maybe"}, code: exitUsage, want: "yes"},
+		{name: "calibrate url scheme", cmd: "calibrate", flag: "url", args: []string{"--url", "ftp://x"}, code: exitUsage, want: "--url"},
+		{name: "calibrate unknown emulator profile", cmd: "calibrate", flag: "sim-profile", args: []string{"--sim-profile", "nope"}, code: exitUsage, want: `unknown profile "nope"`},
+		{name: "calibrate user without password", cmd: "calibrate", flag: "user", env: noCreds, args: []string{"--url", u, "--user", "x"}, code: exitUsage, want: "needs --token or both"},
+		{name: "calibrate password without user", cmd: "calibrate", flag: "password", env: noCreds, args: []string{"--url", u, "--password", "x"}, code: exitUsage, want: "needs --token or both"},
+		{name: "calibrate token to nowhere", cmd: "calibrate", flag: "token", env: noCreds, args: []string{"--url", u, "--token", "tok-Zz1"}, code: exitRuntime, want: "connection refused"},
+		{name: "calibrate empty out", cmd: "calibrate", flag: "out", args: []string{"--out", ""}, code: exitUsage, want: "--out"},
+		{name: "calibrate empty name", cmd: "calibrate", flag: "name", args: []string{"--name", ""}, code: exitUsage, want: "--name"},
+		{name: "calibrate unknown base profile", cmd: "calibrate", flag: "base-profile", args: []string{"--base-profile", "nope"}, code: exitUsage, want: `unknown profile "nope"`},
+		{name: "calibrate receiver value", cmd: "calibrate", flag: "receiver", args: []string{"--receiver", "maybe"}, code: exitUsage, want: `--receiver "maybe"`},
+		{name: "calibrate two repeats", cmd: "calibrate", flag: "repeats", args: []string{"--repeats", "2"}, code: exitUsage, want: "repeats 2"},
+		{name: "calibrate no workers", cmd: "calibrate", flag: "expected-workers", args: []string{"--expected-workers", "0"}, code: exitUsage, want: "expected worker"},
+		{name: "calibrate seed not a number", cmd: "calibrate", flag: "seed", args: []string{"--seed", "x"}, code: exitUsage, want: "seed"},
 		{name: "unreachable server", cmd: "cleanup", flag: "", args: []string{"--url", u, "--token", "tok-Zz1", "--yes"}, code: exitRuntime, want: "connection refused"},
 
 		// report and compare.

@@ -202,14 +202,10 @@ func runAction(c *cli.Context) error {
 			return tl.JobsVisibleAt, true, nil
 		}))
 	} else {
-		user, password, token := c.String("user"), c.String("password"), c.String("token")
-		switch {
-		case token != "" && (user != "" || password != ""):
-			return usageError("run: give --token or --user/--password, not both")
-		case token == "" && (user == "" || password == ""):
-			return usageError("run: --url needs --token or both --user and --password (or CVAT_ACCESS_TOKEN, CVAT_USER, CVAT_PASSWORD)")
+		user, password, token, err := credentials(c, "run")
+		if err != nil {
+			return err
 		}
-		var err error
 		client, err = login(ctx, cfg.Target, user, password, token, cfg.Org)
 		if err != nil {
 			return err
@@ -322,4 +318,17 @@ func usePingClock(mode, target string) bool {
 	}
 	ip := net.ParseIP(u.Hostname())
 	return u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+// credentials reads --user, --password and --token (or their CVAT_* variables) for a command that talks to
+// --url: a token, or a user and a password, not both.
+func credentials(c *cli.Context, cmd string) (user, password, token string, err error) {
+	user, password, token = c.String("user"), c.String("password"), c.String("token")
+	switch {
+	case token != "" && (user != "" || password != ""):
+		return "", "", "", usageError("%s: give --token or --user/--password, not both", cmd)
+	case token == "" && (user == "" || password == ""):
+		return "", "", "", usageError("%s: --url needs --token or both --user and --password (or CVAT_ACCESS_TOKEN, CVAT_USER, CVAT_PASSWORD)", cmd)
+	}
+	return user, password, token, nil
 }

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/calibrate"
+	"github.com/cvatbench/cvatbench/cvat"
+	"github.com/cvatbench/cvatbench/cvatsim"
+)
+
+// calibrateCommand measures a server and writes the emulator profile that fits it.
+func calibrateCommand() *cli.Command {
+	d := calibrate.DefaultDesign()
+	return &cli.Command{
+		Name:  "calibrate",
+		Usage: "measure a CVAT server's timing and write the emulator profile that fits it",
+		Description: "Runs a designed experiment (about a minute on a default CVAT 2.73): sequential creations over task " +
+			"sizes, job counts and qualities, a concurrent phase, endpoint latencies. Prints every term with a 95% " +
+			"interval and writes a profile file (docs/profile-file.md) for run --sim-profile and sim --profile. " +
+			"Without --url it calibrates the embedded emulator (--sim-profile). Deletes everything it created.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "url", Usage: "CVAT base URL; empty: embedded emulator"},
+			&cli.StringFlag{Name: "sim-profile", Value: "cvat-default", Usage: "embedded emulator profile (name or file) without --url"},
+			&cli.StringFlag{Name: "user", EnvVars: []string{"CVAT_USER"}, Usage: "CVAT user (logs in for a token; also measures Basic auth)"},
+			&cli.StringFlag{Name: "password", EnvVars: []string{"CVAT_PASSWORD"}, Usage: "CVAT password"},
+			&cli.StringFlag{Name: "token", EnvVars: []string{"CVAT_ACCESS_TOKEN"}, Usage: "CVAT personal access token"},
+			&cli.StringFlag{Name: "org", Usage: "organization slug; empty: personal sandbox"},
+			&cli.StringFlag{Name: "out", Value: "results/calibrated-profile.json", Usage: "profile file to write; the raw samples go to FILE.samples.json"},
+			&cli.StringFlag{Name: "name", Value: "calibrated", Usage: "name of the profile in the file"},
+			&cli.StringFlag{Name: "base-profile", Value: "cvat-default", Usage: "profile whose values the unmeasurable terms keep"},
+			&cli.StringFlag{Name: "receiver", Value: "auto", Usage: "webhook receiver on 127.0.0.1 for the clock offset and the webhook hop: on, off, auto (on for a loopback --url or the emulator)"},
+			&cli.IntFlag{Name: "repeats", Value: d.Repeats, Usage: "creations per design point"},
+			&cli.IntFlag{Name: "expected-workers", Value: d.ExpectedWorkers, Usage: "import workers expected; the concurrent phase runs twice as many creations at once"},
+			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the images (and of the embedded emulator)"},
+		},
+		Action: calibrateAction,
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError("calibrate: %v", err)
+		},
+	}
+}
+
+func calibrateAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usageError("calibrate: unexpected arguments %q", c.Args().Slice())
+	}
+	d := calibrate.DefaultDesign()
+	d.Repeats, d.ExpectedWorkers = c.Int("repeats"), c.Int("expected-workers")
+	var problems []string
+	if err := d.Validate(); err != nil {
+		problems = append(problems, oneLine(err))
+	}
+	base, err := cvatsim.LoadProfile(c.String("base-profile"))
+	if err != nil {
+		problems = append(problems, "--base-profile: "+err.Error())
+	}
+	receiver := c.String("receiver")
+	if receiver != "auto" && receiver != "on" && receiver != "off" {
+		problems = append(problems, fmt.Sprintf("--receiver %q: want on, off or auto", receiver))
+	}
+	out := c.String("out")
+	if out == "" || c.String("name") == "" {
+		problems = append(problems, "--out and --name must not be empty")
+	}
+	target := c.String("url")
+	if target != "" {
+		if msg := checkServerURL(target); msg != "" {
+			problems = append(problems, "--url: "+msg)
+		}
+	}
+	if len(problems) > 0 {
+		return usageError("calibrate: %s", strings.Join(problems, "; "))
+	}
+	ctx := c.Context
+	opts := calibrate.Options{Design: d, Progress: c.App.ErrWriter, Seed: c.Int64("seed"), Receiver: receiver == "on"}
+	var client *cvat.Client
+	if target == "" {
+		prof, err := cvatsim.LoadProfile(c.String("sim-profile"))
+		if err != nil {
+			return usageError("calibrate: --sim-profile: %v", err)
+		}
+		_, baseURL, stop, err := startEmulator(prof, c.Int64("seed"), false)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		if client, err = login(ctx, baseURL, simUser, simPassword, "", ""); err != nil {
+			return err
+		}
+		basic, _ := cvat.New(cvat.Config{BaseURL: baseURL, Auth: cvat.Basic(simUser, simPassword)})
+		opts.Basic, opts.Server, opts.Auth = basic, "embedded:"+c.String("sim-profile"), "token"
+		opts.Receiver = receiver != "off"
+	} else {
+		user, password, token, err := credentials(c, "calibrate")
+		if err != nil {
+			return err
+		}
+		if client, err = login(ctx, target, user, password, token, c.String("org")); err != nil {
+			return err
+		}
+		opts.Server, opts.Auth = bench.RedactURL(target), "token"
+		if token != "" {
+			opts.Auth = "bearer"
+		}
+		if password != "" {
+			opts.Basic, _ = cvat.New(cvat.Config{BaseURL: target, Auth: cvat.Basic(user, password), Org: c.String("org")})
+		}
+		opts.Receiver = receiver == "on" || (receiver == "auto" && usePingClock("auto", target))
+	}
+	samples, err := calibrate.Run(ctx, client, opts)
+	if err != nil {
+		return fmt.Errorf("calibrate: %s", oneLine(err))
+	}
+	pf, err := calibrate.Fit(samples, base, c.String("name"))
+	if err != nil {
+		_ = writeAtomic(out+".samples.json", samples.WriteJSON) // the raw record is still worth keeping
+		return fmt.Errorf("calibrate: %s (raw samples in %s.samples.json)", oneLine(err), out)
+	}
+	if err := calibrate.WriteTable(c.App.Writer, pf); err != nil {
+		return err
+	}
+	if err := writeAtomic(out+".samples.json", samples.WriteJSON); err != nil {
+		return fmt.Errorf("calibrate: %w", err)
+	}
+	if err := writeAtomic(out, func(w io.Writer) error { return cvatsim.WriteProfile(w, pf) }); err != nil {
+		return fmt.Errorf("calibrate: %w", err)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "profile: %s (samples: %s.samples.json)\n", out, out)
+	return nil
+}
+
+// writeAtomic writes what fill produces to path through a temporary file in the same directory, so a
+// failure leaves no file that looks complete.
+func writeAtomic(path string, fill func(w io.Writer) error) error {
+	var buf bytes.Buffer
+	if err := fill(&buf); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".calibrate-*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(buf.Bytes())
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cvatbench/cvatbench/cvatsim"
+)
+
+// tinyProfile is a server a few milliseconds fast in every term, so the whole default experiment runs in
+// seconds on the real clock.
+func tinyProfile(t *testing.T) string {
+	t.Helper()
+	ms := time.Millisecond
+	p := cvatsim.Profile{Name: "tiny", ImportWorkers: 2, APIRead: cvatsim.Dist{Base: ms}, APIWrite: cvatsim.Dist{Base: ms},
+		PickUp: cvatsim.Dist{Base: ms}, Processing: cvatsim.Dist{Base: 2 * ms, Median: ms, Sigma: 0.2}, PerJob: 200 * time.Microsecond,
+		JobsToCommit: cvatsim.Dist{Base: 2 * ms}, WebhookHop: ms, ConcurrencyStretch: 0.5}
+	var buf bytes.Buffer
+	if err := cvatsim.WriteProfile(&buf, cvatsim.ProfileFileOf(p, "")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tiny.json")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestCalibrateWritesAProfileRunAccepts(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "cal", "fitted.json")
+	code, stdout, stderr := cvatbench("calibrate", "--sim-profile", tinyProfile(t), "--repeats", "3", "--out", out, "--name", "mine")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"import_workers", "per_image", "preview_per_frame[70]", "not measured: kept"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("table lacks %q:\n%s", want, stdout)
+		}
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pf, err := cvatsim.ParseProfile(f)
+	if err != nil {
+		t.Fatalf("written profile does not parse: %v", err)
+	}
+	if pf.Name != "mine" || pf.Server == nil || pf.Server.Version != cvatsim.Version || pf.Terms.ImportWorkers != 2 {
+		t.Errorf("profile %+v: want name mine, server version %s, 2 workers", pf, cvatsim.Version)
+	}
+	if _, err := os.Stat(out + ".samples.json"); err != nil {
+		t.Errorf("raw samples: %v", err)
+	}
+	if code, _, stderr := cvatbench("run", "--sim-profile", out, "--strategies", "poll", "--tasks", "2", "--concurrency", "1", "--out", t.TempDir()); code != exitOK {
+		t.Fatalf("run with the calibrated profile: exit %d: %s", code, stderr)
+	}
+}
+
+func TestCalibrateFailureNamesTheTermAndWritesNothing(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "fitted.json")
+	// The instant emulator processes in no time: the concurrent phase has nothing to stretch.
+	code, _, stderr := cvatbench("calibrate", "--sim-profile", "instant", "--repeats", "3", "--out", out)
+	if code != exitRuntime {
+		t.Fatalf("exit %d, want %d: %s", code, exitRuntime, stderr)
+	}
+	last := lastLine(stderr)
+	if !strings.Contains(last, "cannot fit concurrency_stretch") {
+		t.Errorf("error line %q does not name the term", last)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a profile file was written: %v", err)
+	}
+}
+
+func TestCalibrateBadInputIsOneLineExit2(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"too few repeats", []string{"--repeats", "1"}, "repeats 1"},
+		{"receiver value", []string{"--receiver", "maybe"}, `--receiver "maybe"`},
+		{"unknown base profile", []string{"--base-profile", "nope"}, `unknown profile "nope"`},
+		{"bad url", []string{"--url", "ftp://x"}, "--url"},
+		{"url without credentials", []string{"--url", "http://127.0.0.1:1"}, "needs --token"},
+		{"bad sim profile file", []string{"--sim-profile", badProfileFile(t, `"pick_up": "1ms"`)}, `unknown term "pick_up"`},
+		{"empty out", []string{"--out", ""}, "--out"},
+		{"extra args", []string{"x"}, "unexpected arguments"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("CVAT_USER", "")
+			t.Setenv("CVAT_PASSWORD", "")
+			t.Setenv("CVAT_ACCESS_TOKEN", "")
+			code, _, stderr := cvatbench(append([]string{"calibrate"}, tc.args...)...)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want %d: %s", code, exitUsage, stderr)
+			}
+			if strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("stderr %q: want one line with %q", stderr, tc.want)
+			}
+		})
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
