@@ -189,51 +189,57 @@ func normQuantile(p float64) float64 {
 	}
 }
 
-// cvatDefault models one default deployment of CVAT 2.73.0 with the client on
-// the same host, refitted to the real CVAT 2.73.0 of CALIBRATION.md §5 (2
-// import workers, 2 uvicorn processes, 2 cores). Each term names its source;
-// "estimate" marks a term nothing measured.
+// cvatDefault models one default deployment of CVAT 2.73.0 with the client on the same host: a real CVAT
+// 2.73.0 (2 import workers, 2 uvicorn processes, PostgreSQL, Redis, OPA on 2 cores; ../shared/realcvat) as
+// `cvatbench calibrate` measured it on 2026-12-03 (114 creations, 640×480 JPEGs; README "Calibration").
+// "calibrate" marks a fitted term, with its 95 % interval; "estimate" a term nothing measured.
 func cvatDefault() Profile {
 	return Profile{
 		Name: "cvat-default",
-		// cvat_worker_import NUMPROCS: 2 (docker-compose.yml; F7); §5 setup.
+		// calibrate: at most 2 creations processing at once with 4 in flight [2, 2]; docker-compose NUMPROCS 2.
 		ImportWorkers: 2,
-		// cvat_server NUMPROCS: 2 (docker-compose.yml); §5 setup: uvicorn --workers 2.
+		// cvat_server NUMPROCS: 2 (docker-compose.yml); §5 setup: uvicorn --workers 2 (not measured).
 		APISlots: 2,
-		// cvatbench calibrate on a real CVAT 2.73.0 (README "Calibration"): GET request/jobs/task at a low rate.
-		APIRead: Dist{Base: 9 * time.Millisecond, Median: 6 * time.Millisecond, Sigma: 0.45, Cap: 250 * time.Millisecond},
-		// cvatbench calibrate, real CVAT 2.73.0: listing latency against the number of jobs returned.
-		APIReadPerJob: 300 * time.Microsecond,
-		// §5.4: POST /api/tasks 55 / 75 ms (p50 / p90) -> 30 + LogN(25, 0.4).
-		APIWrite: Dist{Base: 30 * time.Millisecond, Median: 25 * time.Millisecond, Sigma: 0.4},
-		// Estimate: cascade plus one delete:job event per job.
-		DeletePerJob: time.Millisecond,
-		// Estimate for a client on the same host or LAN: 200 MiB/s plus 1 ms per file.
+		// calibrate: GET request/jobs/task median 26.1 ms [25.0, 29.6], LogN(26.1 ms, 0.23); cap an estimate.
+		APIRead: Dist{Median: 26110 * time.Microsecond, Sigma: 0.233, Cap: 250 * time.Millisecond},
+		// calibrate: 0.51 ms per listed job [-0.6, 1.0] (1 against 10 jobs).
+		APIReadPerJob: 510 * time.Microsecond,
+		// calibrate: POST /api/tasks median 43.7 ms [43.2, 44.7] -> 35.3 + LogN(8.4, 0.40).
+		APIWrite: Dist{Base: 35340 * time.Microsecond, Median: 8390 * time.Microsecond, Sigma: 0.403},
+		// calibrate: DELETE /api/tasks/{id} 13.9 ms per job [13.5, 14.3] (the cascade).
+		DeletePerJob: 13920 * time.Microsecond,
+		// Estimate for a client on the same host or LAN: 200 MiB/s (one image size cannot separate it).
 		UploadBytesPerSecond: 200 << 20,
-		UploadPerFile:        time.Millisecond,
-		// §5.4: about 300 ms per Basic-authenticated call (a PBKDF2 hash per request).
-		BasicAuth: 300 * time.Millisecond,
-		// §5.1: queue (started − created) p50 19, p90 30 ms with a free worker -> 10 + LogN(9, 0.62).
-		PickUp: Dist{Base: 10 * time.Millisecond, Median: 9 * time.Millisecond, Sigma: 0.62},
-		// §5.2 fit (191 ms fixed, created -> finished) minus the pick-up and the part after the job rows.
-		Processing: Dist{Base: 20 * time.Millisecond, Median: 30 * time.Millisecond, Sigma: 0.35},
-		// §5.2: 0.8 ms per image.
-		PerImage: 800 * time.Microsecond,
-		// §5.2: 5.9 ms per job, minus the commit's 1 ms per object below.
-		PerJob: 4900 * time.Microsecond,
-		// §5.3: job rows are stamped 120–450 ms before the commit; that lead minus the preview.
-		JobsToCommit: Dist{Base: 60 * time.Millisecond, Median: 55 * time.Millisecond, Sigma: 0.3},
-		// §5.2: 3.5 (q10), 5.9 (q70), 9.5 ms (q100) per 640×480 frame of job 0's first chunk.
-		PreviewPerFrame: QualityCost{10: 3500 * time.Microsecond, 70: 5900 * time.Microsecond, 100: 9500 * time.Microsecond},
-		// §5.1: created -> finished 267 / 425 / 783 ms at 1 / 3 / 6 in flight; calibrate's concurrent phase.
-		ConcurrencyStretch: 0.5,
+		// calibrate: 0.11 ms per file beyond the transfer [0.02, 0.20].
+		UploadPerFile: 110 * time.Microsecond,
+		// calibrate: GET /api/users/self with Basic 213 ms [203, 230] slower than with a token (PBKDF2).
+		BasicAuth: 212920 * time.Microsecond,
+		// calibrate: started − created median 14.2 ms [13.6, 14.9] -> 8.5 + LogN(5.7, 0.32).
+		PickUp: Dist{Base: 8530 * time.Microsecond, Median: 5680 * time.Microsecond, Sigma: 0.318},
+		// calibrate: started -> first job row, less the size terms, median 24.1 ms [23.4, 24.6].
+		Processing: Dist{Base: 19890 * time.Microsecond, Median: 4200 * time.Microsecond, Sigma: 0.709},
+		// calibrate: 0.19 ms per image [0.14, 0.23].
+		PerImage: 190 * time.Microsecond,
+		// calibrate: 13.3 ms between consecutive job rows [12.4, 14.1] (segment, job, their signals).
+		PerJob: 13260 * time.Microsecond,
+		// calibrate: last job row -> commit, less the preview, median 80.1 ms [76.0, 90.5]: the job rows are
+		// stamped well before the commit (§5.3).
+		JobsToCommit: Dist{Median: 80070 * time.Microsecond, Sigma: 0.225},
+		// calibrate: preview of job 0's first chunk 3.4 [3.0, 3.8], 5.1 [4.7, 5.5], 7.8 [7.4, 8.1] ms per
+		// 640×480 frame at q10/70/100 (§5.2: 3.5, 5.9, 9.5).
+		PreviewPerFrame: QualityCost{10: 3420 * time.Microsecond, 70: 5070 * time.Microsecond, 100: 7760 * time.Microsecond},
+		// calibrate: a creation starting while k−1 others process runs 1 + 1.76·(k−1) slower [1.33, 2.20];
+		// the client's uploads share the 2 cores too (§5.1: 267/425/783 ms at 1/3/6 in flight).
+		ConcurrencyStretch: 1.76,
 		// F5 (PR #7081): between 34 ms (1 thread) and 16 ms (3 threads) per image, for 2.73.0's 2 threads.
 		StaticChunkPerImage: 25 * time.Millisecond,
-		// Estimate: §5.3 puts visibility within about ±60 ms of finished_date; one analytics send per object.
-		CommitToFinished: 5 * time.Millisecond,
-		CommitPerObject:  time.Millisecond,
-		// §5.3: about 50 ms per delivery (completed:request after N create:job deliveries).
-		WebhookHop: 50 * time.Millisecond,
+		// calibrate measured -14.6 ms [-17.7, -11.4]: listings see the commit only after finished_date,
+		// because the server reads before its latency ends; kept at 0, the emulator's listings read at the end.
+		CommitToFinished: 0,
+		// calibrate: 2.5 ms per created object [2.1, 2.9] (analytics sends between commit and finished).
+		CommitPerObject: 2470 * time.Microsecond,
+		// calibrate: 38.8 ms between a task's consecutive create:job deliveries [38.6, 39.2].
+		WebhookHop: 38810 * time.Microsecond,
 		// Estimate: half of F5's per-image figure (one quality only), in 0.2 s polling steps (API.md §7.2).
 		ChunkFirstReadPerImage: 20 * time.Millisecond,
 		ChunkPollStep:          200 * time.Millisecond,
@@ -258,8 +264,10 @@ func cvatQueued() Profile {
 // of older versions (CALIBRATION.md §3.2): 3–3.7× slower than a real 2.73.0.
 // Kept to re-check results of earlier runs and as a slow-server profile.
 func cvatLegacy() Profile {
-	p := cvatDefault() // the terms the refit left alone (upload, cascade, static chunks, commit, hop)
+	p := cvatDefault() // the terms the refit left alone (upload rate, static chunks, chunk reads)
 	p.Name = "cvat-legacy"
+	p.DeletePerJob, p.UploadPerFile, p.CommitToFinished, p.CommitPerObject = time.Millisecond, time.Millisecond, 5*time.Millisecond, time.Millisecond
+	p.WebhookHop = 50 * time.Millisecond
 	p.APIRead = Dist{Base: 15 * time.Millisecond, Median: 2500 * time.Microsecond, Sigma: 1.1, Cap: 250 * time.Millisecond}
 	p.APIReadPerJob = 200 * time.Microsecond
 	p.APIWrite = Dist{Base: 40 * time.Millisecond, Median: 15 * time.Millisecond, Sigma: 0.8}

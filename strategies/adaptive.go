@@ -30,65 +30,68 @@ const (
 	adaptiveProcAtoms  = 64 // processing atoms kept in one prediction (quantiles of the data)
 	adaptiveQueueAtoms = 8  // queue-wait atoms kept in one prediction
 
-	// The prior, from CALIBRATION.md §3.2: processing (started → commit) LogN(0.6 s, 0.3) plus 3 ms per image
-	// and about 10 ms per job (two jobs for a small task, plus the commit), queue pick-up 50 ms.
-	adaptivePriorProcFixed    = 0.65
-	adaptivePriorProcPerImage = 0.003
-	adaptivePriorSigma        = 0.3
-	adaptivePriorWeight       = 2.0 // the prior counts as this many processing samples
-	adaptivePriorPickUp       = 0.05
-	adaptiveMinBandwidth      = 0.03 // log-space kernel width floor
+	// The kernel width in log space is at least adaptiveMinBandwidth and at least adaptiveSmallSample/√n for n
+	// samples: a few samples say little about the spread, so the plan stays broad until the data agree.
+	adaptiveMinBandwidth = 0.03
+	adaptiveSmallSample  = 0.3
 
-	adaptiveFallbackInitial = 50 * time.Millisecond   // first pause of the tail after the plan
-	adaptiveFallbackFactor  = 1.5                     // growth of the tail
-	adaptiveFallbackMax     = 1000 * time.Millisecond // cap of the tail
+	// Without a plan (no data yet, or beyond the prediction) a poll follows the last one after
+	// max(adaptiveTailMin, adaptiveTailShare × time since the upload), capped at adaptiveTailMax: scale-free,
+	// so a server of any speed is found within 20 % of the time it took, without a prior of its speed.
+	adaptiveTailMin   = 25 * time.Millisecond
+	adaptiveTailShare = 0.2
+	adaptiveTailMax   = 2 * time.Second
+
+	// Status reads are skipped when the queue is short next to the processing: its 90th percentile under
+	// adaptiveSkipQueueShare of the median processing, over at least adaptiveSkipMinSamples waits. Every
+	// adaptiveRefreshEvery-th trial reads the status anyway, so a queue that grows is noticed.
+	adaptiveSkipQueueShare = 0.25
+	adaptiveSkipMinSamples = 3
+	adaptiveRefreshEvery   = 8
 )
 
 // Adaptive is our strategy: it learns online, across the trials of a run, how long the server queues and
 // processes a task creation, and polls when the jobs are likely to have appeared instead of on a fixed
-// schedule.
+// schedule. It assumes nothing about the server's speed.
 //
 // Model. The time from the upload's 202 until the jobs are visible is V = Q + P (API.md §6.1, §9.3):
 //   - Q, the queue wait, = started_date − created_date of the creation request (server clock, so no clock
-//     offset is needed). It depends on the other creations running (2 import workers, CALIBRATION §3.1), not
-//     on this task, so it is kept as an empirical distribution of the last 256 waits, plus one prior atom at
-//     the 50 ms pick-up.
-//   - P, the processing, = visible − started_date, where visible is the newest created_date of the task's
-//     jobs (the rows are saved in the creation's transaction, just before the commit that makes them visible,
-//     §9.2–9.3), else the request's finished_date if seen, else the midpoint between the last empty and the
-//     first non-empty listing. P grows with the task: over the last 256 samples (n = images, P)
-//     it is fitted as f(n) = α + β·n by least squares (β ≥ 0), and the ratios P/f(n) give, for a trial of n
-//     images, atoms ratio × f(n). The predictive distribution is a log-normal kernel mixture over those atoms
-//     (Silverman's bandwidth in log space, at least 0.03), mixed with the prior LogN(0.65 s + 3 ms·n, 0.3) of
-//     CALIBRATION §3.2 at the weight of 2 samples. So the first trial of a run already polls around 0.7 s
-//     instead of backing off blind, and the data take over as they come.
+//     offset is needed), kept as an empirical distribution of the last 256 waits.
+//   - P, the processing, = visible − started_date. visible is the midpoint between the last evidence that the
+//     jobs were not visible (the send of an empty listing, or of the status read that said started) and the
+//     first listing with jobs, mapped to the server clock through created_date ≈ the upload's 202, the same
+//     mapping the plan uses, so its error cancels; a creation first seen finished gives finished − started.
+//     The jobs' own created_date is not used: CVAT stamps each row when it is inserted, 0.1–0.5 s before the
+//     commit makes them visible (CALIBRATION §5.3); learning from it made an earlier version plan its polls
+//     after commits that had not happened yet. P grows with the task: over the last 256 samples (n = images,
+//     P) it is fitted as f(n) = α + β·n by least squares (β ≥ 0), and the ratios P/f(n) give, for a trial of
+//     n images, atoms ratio × f(n). The predictive distribution is a log-normal kernel mixture over those
+//     atoms, of width Silverman's bandwidth in log space but at least max(0.03, 0.3/√n): a few samples keep
+//     the plan broad.
 //
-// Schedule. Server times map to the local clock through created_date ≈ Trial.UploadedAt (the 202 leaves
-// right after the enqueue, §9.1). Given the distribution F of V conditioned on what is known (V > now, and
-// Q > elapsed while the request is queued, or Q exactly once it started), the poll times minimise
-// E[detection delay] + c·E[requests], c = 20 ms, by dynamic programming over a grid of 400 steps (≥ 5 ms,
-// polls ≥ 25 ms apart); a poll at t costs c only if V > the previous poll. The optimum polls densely where
-// the hazard f/(1−F) is high, about √(2c / hazard) apart, and sparsely before and in the tail, so it needs
-// no hand-picked quantiles. Beyond the grid (the prediction's ~99.9 % bound) a short tail of 50 ms × 1.5ⁿ
-// capped at 1 s takes over.
+// Schedule. Given the distribution F of V conditioned on what is known (V > now, and Q > elapsed while the
+// request is queued, or Q exactly once it started), the poll times minimise E[detection delay] +
+// c·E[requests], c = 20 ms, by dynamic programming over a grid of 400 steps (≥ 5 ms, polls ≥ 25 ms apart); a
+// poll at t costs c only if V > the previous poll. The optimum polls densely where the hazard f/(1−F) is
+// high, about √(2c / hazard) apart, and sparsely before and in the tail. Without data, and beyond the
+// prediction's ~99.9 % bound, the scale-free tail polls max(25 ms, 20 % of the time since the upload) after
+// the last poll, capped at 2 s, every other tail poll reading the request so that a failure is seen.
 //
-// Endpoints. While the start is unknown, polls read GET /api/requests/{rq_id}: it tells queued from started
-// and carries the dates (re-planned after every answer). Once the request reads "started", the rest of the
-// plan is re-computed from started_date and polls GET /api/jobs?task_id&page_size=all&sort=id directly:
-// jobs appear all at once at the commit (§9.3), so a non-empty list is complete, is seen a few ms before the
-// request reads finished, and saves the final listing call. "finished" in a status answer ends with one
-// listing; "failed" is a *RequestFailedError; a 404 (expired) reads the jobs list on the tail schedule, like
-// Backoff.
-//
-// Goal: fewer requests than poll (one status call and a few listings near the predicted commit instead of
-// one listing per 100 ms from the upload on) and a lower detection delay than backoff at p50 (polls ≈ 0.1 s
-// apart where the commit is likely, where backoff's pause has grown to the elapsed time).
+// Endpoints. When the queue waits seen are short next to the processing (90th percentile under a quarter of
+// the median), the status is not read at all: the listings follow the plan over Q's atoms, and only if that
+// plan runs out without jobs (this creation queued longer than the others) does the strategy read the
+// request. Every eighth trial reads it anyway, so that a growing queue is learnt. Otherwise polls read GET
+// /api/requests/{rq_id} until it says started (re-planned after every answer), then GET
+// /api/jobs?task_id&page_size=all&sort=id: jobs appear all at once at the commit (§9.3), so a non-empty list
+// is complete. "finished" in a status answer ends with one listing; "failed" is a *RequestFailedError; a 404
+// (expired) reads the jobs list on the tail schedule.
 //
 // Wait is safe for concurrent use: the samples are guarded by a mutex, and every plan works on a snapshot.
 type Adaptive struct {
-	mu    sync.Mutex
-	queue adaptiveRing[float64]        // queue waits Q, seconds
-	proc  adaptiveRing[adaptiveSample] // processing times P with the task size
+	mu     sync.Mutex
+	queue  adaptiveRing[float64]        // queue waits Q, seconds
+	proc   adaptiveRing[adaptiveSample] // processing times P with the task size
+	trials int                          // Waits begun: every adaptiveRefreshEvery-th reads the status
 }
 
 // adaptiveSample is one processing time: n images took seconds.
@@ -111,13 +114,14 @@ func (r *adaptiveRing[T]) add(v T) {
 	r.next = (r.next + 1) % adaptiveWindow
 }
 
-// NewAdaptive returns the adaptive strategy with no history (the prior only).
+// NewAdaptive returns the adaptive strategy with no history.
 func NewAdaptive() *Adaptive { return &Adaptive{} }
 
 // Name returns "adaptive".
 func (*Adaptive) Name() string { return "adaptive" }
 
-// Wait polls the request until it started, then the jobs list, at the times of the plan.
+// Wait polls the request until it started (unless the queue is known to be short), then the jobs list, at
+// the times of the plan.
 func (a *Adaptive) Wait(ctx context.Context, api API, clk Clock, t Trial) (Outcome, error) {
 	if t.RqID == "" {
 		return Outcome{}, errors.New("no creation request id to poll")
@@ -126,138 +130,173 @@ func (a *Adaptive) Wait(ctx context.Context, api API, clk Clock, t Trial) (Outco
 	if origin.IsZero() {
 		origin = clk.Now()
 	}
-	since := func() float64 { return clk.Now().Sub(origin).Seconds() }
-	m := a.model(t.Images)
-	tail := newAdaptiveTail()
+	w := &adaptiveWait{a: a, api: api, clk: clk, t: t, origin: origin, started: -1}
+	m, readStatus := a.begin(t.Images)
+	w.m = m
+	if !readStatus {
+		// The queue has been short: plan the listings from its atoms and read no status, unless the plan
+		// runs out with no jobs, which says this creation is not like the others.
+		out, done, err := w.listJobs(ctx, true)
+		if done || err != nil {
+			return out, err
+		}
+	}
+	out, done, err := w.statusPhase(ctx)
+	if done || err != nil {
+		return out, err
+	}
+	out, _, err = w.listJobs(ctx, false)
+	return out, err
+}
 
-	// Status phase: the next poll is the first of the plan for what is known now.
+// adaptiveWait is one Wait in progress.
+type adaptiveWait struct {
+	a         *Adaptive
+	api       API
+	clk       Clock
+	t         Trial
+	m         *adaptiveModel
+	origin    time.Time
+	last      *cvat.Request
+	started   float64 // the request started this long after the upload; < 0: unknown
+	notBefore float64 // the jobs were not visible this long after the upload (an empty answer's send)
+}
+
+func (w *adaptiveWait) since() float64 { return w.clk.Now().Sub(w.origin).Seconds() }
+
+// statusPhase reads the request on the plan for what is known until it reads started (done false), or
+// finished, failed or expired (done true).
+func (w *adaptiveWait) statusPhase(ctx context.Context) (Outcome, bool, error) {
 	queuedFor := 0.0 // the request was seen queued this long after the upload
-	var last *cvat.Request
 	for {
-		plan := m.plan(queuedFor, -1, since())
-		if err := sleep(ctx, clk, adaptivePause(clk, origin, plan, tail)); err != nil {
-			return Outcome{Request: last}, err
+		plan := w.m.plan(queuedFor, -1, w.since())
+		if err := sleep(ctx, w.clk, adaptivePause(w.clk, w.origin, plan)); err != nil {
+			return Outcome{Request: w.last}, true, err
 		}
-		rq, err := api.GetRequest(ctx, t.RqID)
+		sent := w.since()
+		rq, err := w.api.GetRequest(ctx, w.t.RqID)
 		if errors.Is(err, cvat.ErrNotFound) {
-			return waitJobsAfterExpiry(ctx, api, clk, t.TaskID, last, tail.next)
+			out, err := waitJobsAfterExpiry(ctx, w.api, w.clk, w.t.TaskID, w.last, func() time.Duration { return adaptiveTail(w.since()) })
+			return out, true, err
 		}
 		if err != nil {
-			return Outcome{Request: last}, fmt.Errorf("get request %s: %w", t.RqID, err)
+			return Outcome{Request: w.last}, true, fmt.Errorf("get request %s: %w", w.t.RqID, err)
 		}
-		last = reqPtr(rq)
-		if rq.Status == cvat.StatusStarted {
-			break
-		}
+		w.last = reqPtr(rq)
 		switch rq.Status {
-		case cvat.StatusFailed:
-			return Outcome{Request: last}, failed(rq, t.RqID)
-		case cvat.StatusFinished:
-			ids, visible, err := listJobsNewest(ctx, api, t.TaskID)
-			if err != nil {
-				return Outcome{Request: last}, err
+		case cvat.StatusStarted:
+			w.notBefore = sent // started, not finished: the commit was still ahead when the server read it
+			if rq.StartedDate != nil && !rq.CreatedDate.IsZero() {
+				w.started = max(rq.StartedDate.Sub(rq.CreatedDate).Seconds(), 0)
+				w.a.observeQueue(w.started)
+			} else { // no dates: the request started by the time of this answer
+				w.started = w.since()
 			}
-			a.observe(t.Images, rq, visible)
-			return finish(clk, ids, SignalRequestFinished, last)
+			return Outcome{}, false, nil
+		case cvat.StatusFailed, cvat.StatusFinished:
+			out, err := w.ended(ctx, rq)
+			return out, true, err
 		}
-		queuedFor = since() // queued (or an unknown state): the start is still ahead
-	}
-
-	// Jobs phase: the start is known; plan the rest from started_date once, then list the jobs.
-	started := -1.0
-	if last.StartedDate != nil && !last.CreatedDate.IsZero() {
-		started = max(last.StartedDate.Sub(last.CreatedDate).Seconds(), 0)
-		a.observeQueue(started)
-	}
-	if started < 0 { // no dates: the request started by the time of this answer
-		started = since()
-	}
-	plan := m.plan(0, started, since())
-	empty := clk.Now() // the last answer without jobs
-	for {
-		if err := sleep(ctx, clk, adaptivePause(clk, origin, plan, tail)); err != nil {
-			return Outcome{Request: last}, err
-		}
-		ids, visible, err := listJobsNewest(ctx, api, t.TaskID)
-		if err != nil {
-			return Outcome{Request: last}, err
-		}
-		now := clk.Now()
-		if len(ids) == 0 {
-			empty = now
-			continue
-		}
-		if visible.IsZero() && !last.CreatedDate.IsZero() {
-			// Jobs without dates: the commit fell between the last two answers; take the midpoint, on the
-			// server clock through created_date ≈ origin.
-			visible = last.CreatedDate.Add(empty.Sub(origin) + now.Sub(empty)/2)
-		}
-		a.observe(t.Images, *last, visible)
-		return Outcome{JobIDs: ids, SeenAt: now, Signal: SignalJobsList, Request: last}, nil
+		queuedFor = w.since() // queued (or an unknown state): the start is still ahead
 	}
 }
 
-// adaptiveTail is the short backoff after the plan: 50 ms × 1.5ⁿ capped at 1 s.
-type adaptiveTail struct{ d time.Duration }
+// listJobs lists the jobs on the plan from the start when it is known, else from the queue's atoms, until
+// they appear. With untilPlanEnds it gives up (done false) when the plan has no time left, so the caller can
+// ask the request why.
+func (w *adaptiveWait) listJobs(ctx context.Context, untilPlanEnds bool) (Outcome, bool, error) {
+	plan := w.m.plan(0, w.started, w.since())
+	tailPolls := 0
+	for {
+		inTail := !planAhead(w.clk, w.origin, plan)
+		if untilPlanEnds && inTail {
+			return Outcome{}, false, nil
+		}
+		if err := sleep(ctx, w.clk, adaptivePause(w.clk, w.origin, plan)); err != nil {
+			return Outcome{Request: w.last}, true, err
+		}
+		if inTail {
+			// Past the plan every other poll reads the request: only it says that the creation failed.
+			tailPolls++
+			if tailPolls%2 == 0 {
+				if out, done, err := w.checkRequest(ctx); done || err != nil {
+					return out, true, err
+				}
+				continue
+			}
+		}
+		sent := w.since()
+		ids, err := listJobIDs(ctx, w.api, allJobsQuery(w.t.TaskID))
+		if err != nil {
+			return Outcome{Request: w.last}, true, err
+		}
+		if len(ids) == 0 {
+			w.notBefore = sent
+			continue
+		}
+		// The commit fell between the last evidence of no jobs and this answer: learn its midpoint. The job
+		// rows' created_date is no use: CVAT stamps them when each is inserted, 0.1–0.5 s before the commit
+		// makes them visible (CALIBRATION §5.3).
+		w.a.observeVisible(w.t.Images, w.started, (w.notBefore+w.since())/2)
+		return Outcome{JobIDs: ids, SeenAt: w.clk.Now(), Signal: SignalJobsList, Request: w.last}, true, nil
+	}
+}
 
-func newAdaptiveTail() *adaptiveTail { return &adaptiveTail{d: adaptiveFallbackInitial} }
+// checkRequest reads the request once in the jobs phase: failed is an error, finished ends with the jobs
+// list, anything else goes on (done false).
+func (w *adaptiveWait) checkRequest(ctx context.Context) (Outcome, bool, error) {
+	rq, err := w.api.GetRequest(ctx, w.t.RqID)
+	switch {
+	case errors.Is(err, cvat.ErrNotFound):
+		return Outcome{}, false, nil // expired: the listings carry on
+	case err != nil:
+		return Outcome{Request: w.last}, true, fmt.Errorf("get request %s: %w", w.t.RqID, err)
+	}
+	w.last = reqPtr(rq)
+	if rq.Status == cvat.StatusFailed || rq.Status == cvat.StatusFinished {
+		out, err := w.ended(ctx, rq)
+		return out, true, err
+	}
+	return Outcome{}, false, nil
+}
 
-func (t *adaptiveTail) next() time.Duration {
-	d := t.d
-	t.d = min(time.Duration(float64(t.d)*adaptiveFallbackFactor), adaptiveFallbackMax)
-	return d
+// ended ends the wait on a request that failed (its error) or finished (one listing).
+func (w *adaptiveWait) ended(ctx context.Context, rq cvat.Request) (Outcome, error) {
+	if rq.Status == cvat.StatusFailed {
+		return Outcome{Request: w.last}, failed(rq, w.t.RqID)
+	}
+	ids, err := listJobIDs(ctx, w.api, allJobsQuery(w.t.TaskID))
+	if err != nil {
+		return Outcome{Request: w.last}, err
+	}
+	w.a.observeFinished(w.t.Images, rq)
+	return finish(w.clk, ids, SignalRequestFinished, w.last)
+}
+
+// planAhead reports whether plan has a time still ahead.
+func planAhead(clk Clock, origin time.Time, plan []float64) bool {
+	return len(plan) > 0 && origin.Add(fromSeconds(plan[len(plan)-1])).After(clk.Now())
+}
+
+// adaptiveTail is the pause after the plan, or without one: max(25 ms, 20 % of the time since the upload),
+// capped at 2 s.
+func adaptiveTail(sinceUpload float64) time.Duration {
+	return min(max(adaptiveTailMin, fromSeconds(adaptiveTailShare*sinceUpload)), adaptiveTailMax)
 }
 
 // adaptivePause returns the pause until the first planned time (seconds since origin) still ahead, or the
-// tail's next pause when none is left. It is never below adaptiveMinPause, so no loop polls back to back.
-func adaptivePause(clk Clock, origin time.Time, plan []float64, tl *adaptiveTail) time.Duration {
+// tail's pause when none is left. It is never below adaptiveMinPause, so no loop polls back to back.
+func adaptivePause(clk Clock, origin time.Time, plan []float64) time.Duration {
 	now := clk.Now()
 	for _, at := range plan {
 		if d := origin.Add(fromSeconds(at)).Sub(now); d > 0 {
 			return max(d, adaptiveMinPause)
 		}
 	}
-	return tl.next()
+	return adaptiveTail(now.Sub(origin).Seconds())
 }
 
 func fromSeconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
-
-// listJobsNewest lists every job of the task (page_size=all, sort=id, following next links) and returns the
-// IDs ascending and the newest job created_date, zero if any job has none.
-func listJobsNewest(ctx context.Context, api API, taskID int) ([]int, time.Time, error) {
-	q := allJobsQuery(taskID)
-	p, err := api.ListJobs(ctx, q)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("list jobs of task %d: %w", taskID, err)
-	}
-	var ids []int
-	var newest time.Time
-	dated := true
-	add := func(jobs []cvat.Job) {
-		for _, j := range jobs {
-			ids = append(ids, j.ID)
-			dated = dated && !j.CreatedDate.IsZero()
-			if j.CreatedDate.After(newest) {
-				newest = j.CreatedDate
-			}
-		}
-	}
-	add(p.Results)
-	for p.Next != nil && *p.Next != "" {
-		if len(p.Results) == 0 {
-			return nil, time.Time{}, fmt.Errorf("list jobs of task %d: empty page with a next link", taskID)
-		}
-		if p, err = api.ListJobsPage(ctx, *p.Next); err != nil {
-			return nil, time.Time{}, fmt.Errorf("list jobs of task %d: %w", taskID, err)
-		}
-		add(p.Results)
-	}
-	slices.Sort(ids)
-	if !dated {
-		newest = time.Time{}
-	}
-	return slices.Compact(ids), newest, nil
-}
 
 // observeQueue records one queue wait.
 func (a *Adaptive) observeQueue(q float64) {
@@ -266,33 +305,53 @@ func (a *Adaptive) observeQueue(q float64) {
 	a.queue.add(q)
 }
 
-// observe records the processing time of a finished creation: from started_date to visible (the newest job
-// date), or to finished_date when visible is zero or not after the start. A request seen only finished also
-// gives its queue wait.
-func (a *Adaptive) observe(images int, rq cvat.Request, visible time.Time) {
-	if rq.StartedDate == nil {
-		return
-	}
-	end := visible
-	if end.IsZero() || !end.After(*rq.StartedDate) || (rq.FinishedDate != nil && end.After(*rq.FinishedDate)) {
-		if rq.FinishedDate == nil {
-			return
-		}
-		end = *rq.FinishedDate
-	}
-	p := end.Sub(*rq.StartedDate).Seconds()
-	if p <= 0 {
-		return
-	}
+// observeVisible records the processing time of a creation whose jobs became visible visible seconds after
+// the upload: from its start when known, else from the median queue wait (a trial that skipped the status).
+// Server dates map to the upload's clock through created_date ≈ the upload's 202, the same mapping the plan
+// uses, so its error cancels.
+func (a *Adaptive) observeVisible(images int, started, visible float64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if rq.Status == cvat.StatusFinished && !rq.CreatedDate.IsZero() {
-		a.queue.add(max(rq.StartedDate.Sub(rq.CreatedDate).Seconds(), 0))
+	if started < 0 {
+		started = 0
+		if len(a.queue.vals) > 0 {
+			q := slices.Clone(a.queue.vals)
+			slices.Sort(q)
+			started = quantile(q, 0.5)
+		}
 	}
-	a.proc.add(adaptiveSample{n: float64(max(images, 1)), seconds: p})
+	a.proc.add(adaptiveSample{n: float64(max(images, 1)), seconds: max(visible-started, adaptiveMinStep)})
 }
 
-// model returns the prediction for a trial of the given size from a snapshot of the samples.
+// observeFinished records a creation first seen finished: its queue wait and, as its processing, started →
+// finished (the commit is at most a few tens of ms before finished_date, CALIBRATION §5.3).
+func (a *Adaptive) observeFinished(images int, rq cvat.Request) {
+	if rq.StartedDate == nil || rq.FinishedDate == nil || rq.CreatedDate.IsZero() {
+		return
+	}
+	p := rq.FinishedDate.Sub(*rq.StartedDate).Seconds()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.queue.add(max(rq.StartedDate.Sub(rq.CreatedDate).Seconds(), 0))
+	if p > 0 {
+		a.proc.add(adaptiveSample{n: float64(max(images, 1)), seconds: p})
+	}
+}
+
+// begin counts a trial and returns its prediction from a snapshot of the samples, and whether it reads the
+// request status: yes, unless the queue has been short next to the processing (and this is not a refresh).
+func (a *Adaptive) begin(images int) (*adaptiveModel, bool) {
+	a.mu.Lock()
+	queue := slices.Clone(a.queue.vals)
+	proc := slices.Clone(a.proc.vals)
+	a.trials++
+	refresh := a.trials%adaptiveRefreshEvery == 0
+	a.mu.Unlock()
+	m := newAdaptiveModel(queue, proc, float64(max(images, 1)))
+	return m, refresh || !m.shortQueue()
+}
+
+// model returns the prediction for a trial of the given size (tests and benchmarks).
 func (a *Adaptive) model(images int) *adaptiveModel {
 	a.mu.Lock()
 	queue := slices.Clone(a.queue.vals)
@@ -303,29 +362,35 @@ func (a *Adaptive) model(images int) *adaptiveModel {
 
 // adaptiveModel is the predictive distribution of V = Q + P for one trial.
 type adaptiveModel struct {
-	queue []float64 // sorted queue-wait atoms, the prior pick-up included, equal weights
+	queue []float64 // sorted queue-wait atoms, equal weights
 	proc  procDist
 	cost  float64 // c of the schedule, seconds per request
 }
 
-// procDist is the predictive distribution of P: a log-normal kernel mixture over atoms, plus the prior.
+// procDist is the predictive distribution of P: a log-normal kernel mixture over atoms.
 type procDist struct {
-	logs   []float64 // ln seconds of the data atoms, weight 1 each
-	h      float64   // kernel width in log space
-	priorM float64   // ln median of the prior
-	priorW float64   // weight of the prior
+	logs []float64 // ln seconds of the data atoms, weight 1 each
+	h    float64   // kernel width in log space
 }
 
 func newAdaptiveModel(queue []float64, proc []adaptiveSample, n float64) *adaptiveModel {
-	q := append(slices.Clone(queue), adaptivePriorPickUp)
+	q := slices.Clone(queue)
 	slices.Sort(q)
 	return &adaptiveModel{queue: q, proc: newProcDist(proc, n), cost: adaptiveRequestCost}
 }
 
+// shortQueue reports whether the queue waits seen are short next to the processing: status reads would buy
+// little.
+func (m *adaptiveModel) shortQueue() bool {
+	if len(m.queue) < adaptiveSkipMinSamples || len(m.proc.logs) < adaptiveSkipMinSamples {
+		return false
+	}
+	return quantile(m.queue, 0.9) < adaptiveSkipQueueShare*math.Exp(quantile(m.proc.logs, 0.5))
+}
+
 // newProcDist fits f(n) = α + β·n to the samples and returns the atoms ratio × f(n) for size n.
 func newProcDist(samples []adaptiveSample, n float64) procDist {
-	d := procDist{h: adaptivePriorSigma, priorM: math.Log(adaptivePriorProcFixed + adaptivePriorProcPerImage*n),
-		priorW: adaptivePriorWeight}
+	var d procDist
 	if len(samples) == 0 {
 		return d
 	}
@@ -364,12 +429,13 @@ func newProcDist(samples []adaptiveSample, n float64) procDist {
 	return d
 }
 
-// bandwidth is Silverman's rule of thumb, 0.9·min(sd, IQR/1.34)·N^(−1/5), for sorted log atoms; one atom
-// gets the prior's width.
+// bandwidth is Silverman's rule of thumb, 0.9·min(sd, IQR/1.34)·N^(−1/5), for sorted log atoms, at least
+// adaptiveMinBandwidth and adaptiveSmallSample/√N.
 func bandwidth(sorted []float64) float64 {
 	n := float64(len(sorted))
+	floor := max(adaptiveMinBandwidth, adaptiveSmallSample/math.Sqrt(n))
 	if len(sorted) < 2 {
-		return adaptivePriorSigma
+		return floor
 	}
 	var mean, ss float64
 	for _, x := range sorted {
@@ -383,7 +449,7 @@ func bandwidth(sorted []float64) float64 {
 	if iqr := (quantile(sorted, 0.75) - quantile(sorted, 0.25)) / 1.34; iqr > 0 {
 		spread = min(spread, iqr)
 	}
-	return max(0.9*spread*math.Pow(n, -0.2), adaptiveMinBandwidth)
+	return max(0.9*spread*math.Pow(n, -0.2), floor)
 }
 
 // thinSorted returns k evenly spaced quantiles of sorted.
@@ -400,8 +466,11 @@ func (d procDist) cdf(x float64) float64 {
 	if x <= 0 {
 		return 0
 	}
+	if len(d.logs) == 0 {
+		return 0
+	}
 	lx := math.Log(x)
-	sum := d.priorW * normCDF((lx-d.priorM)/adaptivePriorSigma)
+	sum := 0.0
 	// The atoms are sorted: those more than 8 widths below lx count fully, those 8 widths above not at all.
 	lo, _ := slices.BinarySearch(d.logs, lx-8*d.h)
 	hi, _ := slices.BinarySearch(d.logs, lx+8*d.h)
@@ -409,16 +478,15 @@ func (d procDist) cdf(x float64) float64 {
 	for _, l := range d.logs[lo:hi] {
 		sum += normCDF((lx - l) / d.h)
 	}
-	return sum / (d.priorW + float64(len(d.logs)))
+	return sum / float64(len(d.logs))
 }
 
-// upper bounds the distribution: beyond it less than about 0.1 % of the mass is left.
+// upper bounds the distribution: beyond it less than about 0.1 % of the mass is left; 0 without data.
 func (d procDist) upper() float64 {
-	u := d.priorM + 3.1*adaptivePriorSigma
-	if len(d.logs) > 0 {
-		u = max(u, d.logs[len(d.logs)-1]+3.1*d.h)
+	if len(d.logs) == 0 {
+		return 0
 	}
-	return math.Exp(u)
+	return math.Exp(d.logs[len(d.logs)-1] + 3.1*d.h)
 }
 
 func normCDF(z float64) float64 { return 0.5 * math.Erfc(-z/math.Sqrt2) }
@@ -427,6 +495,9 @@ func normCDF(z float64) float64 { return 0.5 * math.Erfc(-z/math.Sqrt2) }
 // started ≥ 0 is the known queue wait (the request started that long after the upload); otherwise the queue
 // wait is taken from its atoms, conditioned on exceeding queuedFor.
 func (m *adaptiveModel) plan(queuedFor, started, elapsed float64) []float64 {
+	if len(m.proc.logs) == 0 {
+		return nil // nothing learnt yet: the scale-free tail polls
+	}
 	shifts := []float64{started}
 	if started < 0 {
 		shifts = nil

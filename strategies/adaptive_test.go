@@ -164,54 +164,53 @@ func TestAdaptiveScheduleIsLocallyOptimal(t *testing.T) {
 	}
 }
 
-// TestAdaptiveColdStart: with no history the plan comes from CALIBRATION's prior, about 0.7 s for a small
-// task, instead of a blind backoff from zero.
+// TestAdaptiveColdStart: with no history there is no plan and no prior of the server's speed: the polls
+// follow the scale-free tail, max(25 ms, 20 % of the time since the upload), so the first trial finds jobs
+// within 20 % of the time they took, whatever the server's speed.
 func TestAdaptiveColdStart(t *testing.T) {
-	a := strategies.NewAdaptive()
-	plan := strategies.AdaptivePlan(a, 10)
-	// Prior V = 50 ms + LogN(0.68 s, 0.3): 5 % quantile 0.465 s, median 0.73 s.
-	if len(plan) < 3 || plan[0] < 465*ms || plan[0] > 730*ms {
-		t.Fatalf("cold plan %v: first poll outside the prior's 5–50 %% quantiles", plan)
+	if plan := strategies.AdaptivePlan(strategies.NewAdaptive(), 10); len(plan) != 0 {
+		t.Fatalf("cold plan %v: want none", plan)
 	}
-	for i := 1; i < len(plan); i++ {
-		if gap := plan[i] - plan[i-1]; gap < 25*ms && i != len(plan)-1 {
-			t.Errorf("gap %v before poll %d of %v", gap, i, plan)
+	for _, visible := range []time.Duration{150 * ms, 700 * ms, 6 * time.Second} {
+		a := strategies.NewAdaptive()
+		got := adaptiveRun(t, a, 10, visible/10, visible)
+		var times []time.Duration
+		for _, call := range got {
+			_, at, _ := cutLast(call, "@")
+			d, err := time.ParseDuration(at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			times = append(times, d)
 		}
-	}
-	// At the median the optimum's gap is about √(2c / hazard): hazard = density / survival =
-	// 1/(0.68 s × 0.3 × √(2π)) / 0.5 ≈ 3.91/s, so √(0.04 / 3.91) ≈ 0.10 s.
-	i, _ := slices.BinarySearch(plan, 730*ms)
-	if gap := plan[i] - plan[i-1]; gap < 80*ms || gap > 120*ms {
-		t.Errorf("gap at the median %v, want about 0.1 s: %v", gap, plan)
-	}
-
-	// The first trial: one status poll at plan[0] sees "started", then the jobs at the re-planned times.
-	started, visible := 50*ms, 700*ms
-	jobs := upTo(t, strategies.AdaptivePlanStarted(a, 10, started, plan[0]), visible)
-	got := adaptiveRun(t, a, 10, started, visible)
-	if diff := cmp.Diff(expectedLog(plan[:1], jobs), got); diff != "" {
-		t.Errorf("cold trial calls (-want +got):\n%s", diff)
-	}
-	if len(got) > 4 {
-		t.Errorf("cold trial of 0.7 s made %d calls: %v", len(got), got)
+		prev := time.Duration(0)
+		for i, at := range times {
+			if i > 0 && at == prev && strings.HasPrefix(got[i-1], "rq@") {
+				continue // the status read said finished: the listing follows at once
+			}
+			if want := max(25*ms, prev/5); at-prev < want-time.Microsecond || at-prev > want+time.Microsecond {
+				t.Errorf("V = %v: call %d at %v, %v after the one before; want max(25 ms, 20 %% of %v)", visible, i, at, at-prev, prev)
+			}
+			prev = at
+		}
+		if last := times[len(times)-1]; last-visible > max(25*ms, visible/5) {
+			t.Errorf("V = %v: jobs found at %v, later than 20 %%: %v", visible, last, got)
+		}
+		if !strings.HasPrefix(got[0], "rq@") {
+			t.Errorf("V = %v: the first call %q is not a status read", visible, got[0])
+		}
 	}
 }
 
 // TestAdaptiveLearnedSchedule: after six trials processed in 0.5–0.75 s (queued 50 ms), the polls gather
-// where those commits fell, 0.55–0.8 s after the upload.
+// where those commits fell, 0.55–0.8 s after the upload; the queue is short next to the processing, so the
+// next trial reads no status and lists the jobs on that plan.
 func TestAdaptiveLearnedSchedule(t *testing.T) {
 	a := strategies.NewAdaptive()
 	for _, p := range []time.Duration{500 * ms, 550 * ms, 600 * ms, 650 * ms, 700 * ms, 750 * ms} {
 		adaptiveRun(t, a, 4, 50*ms, 50*ms+p)
 	}
 	plan := strategies.AdaptivePlan(a, 4)
-	// Golden values of the dynamic programme (its optimality is checked above) for six atoms at 0.55–0.8 s
-	// (Silverman width about 0.1 in log space, weight 6) and the prior (weight 2) around 0.71 s.
-	want := []time.Duration{615 * ms, 700 * ms, 770 * ms, 830 * ms, 885 * ms, 945 * ms, 1010 * ms, 1085 * ms,
-		1160 * ms, 1235 * ms, 1305 * ms, 1375 * ms, 1445 * ms, 1515 * ms, 1585 * ms, 1655 * ms, 1730 * ms}
-	if diff := cmp.Diff(want, roundAll(plan)); diff != "" {
-		t.Errorf("learnt plan (-want +got):\n%s", diff)
-	}
 	var near []time.Duration
 	for _, d := range plan {
 		if d >= 550*ms && d <= 800*ms {
@@ -221,12 +220,18 @@ func TestAdaptiveLearnedSchedule(t *testing.T) {
 	if len(near) < 3 || plan[0] < 450*ms {
 		t.Errorf("plan %v: polls within 0.55–0.8 s %v, want at least 3, none before 0.45 s", plan, near)
 	}
-	// A trial as learnt: one status call, then the listings up to the commit at 0.7 s.
+	for i := 1; i < len(plan)-1; i++ {
+		if gap := plan[i] - plan[i-1]; gap < 25*ms {
+			t.Errorf("gap %v before poll %d of %v", gap, i, plan)
+		}
+	}
 	visible := 700 * ms
-	jobs := upTo(t, strategies.AdaptivePlanStarted(a, 4, 50*ms, plan[0]), visible)
 	got := adaptiveRun(t, a, 4, 50*ms, visible)
-	if diff := cmp.Diff(expectedLog(plan[:1], jobs), got); diff != "" {
+	if diff := cmp.Diff(expectedLog(nil, upTo(t, plan, visible)), got); diff != "" {
 		t.Errorf("learnt trial calls (-want +got):\n%s", diff)
+	}
+	if len(got) > 4 {
+		t.Errorf("learnt trial of 0.7 s made %d calls: %v", len(got), got)
 	}
 }
 
@@ -241,8 +246,10 @@ func roundAll(ds []time.Duration) []time.Duration {
 // TestAdaptiveSizeTerm: processing that grows by 0.1 s per image is extrapolated to a larger task.
 func TestAdaptiveSizeTerm(t *testing.T) {
 	a := strategies.NewAdaptive()
-	for _, n := range []int{10, 20, 30} {
-		adaptiveRun(t, a, n, 50*ms, 50*ms+time.Duration(n+10)*100*ms) // P = 1 s + 0.1 s × n
+	for range 3 {
+		for _, n := range []int{10, 20, 30} {
+			adaptiveRun(t, a, n, 50*ms, 50*ms+time.Duration(n+10)*100*ms) // P = 1 s + 0.1 s × n
+		}
 	}
 	plan := strategies.AdaptivePlan(a, 40)
 	var near []time.Duration // V = 50 ms + 5 s
@@ -256,55 +263,27 @@ func TestAdaptiveSizeTerm(t *testing.T) {
 	}
 }
 
-// TestAdaptiveLearnsFromJobDates: the processing sample ends at the newest job created_date; without job
-// dates, at the midpoint between the last empty and the first non-empty listing.
-func TestAdaptiveLearnsFromJobDates(t *testing.T) {
-	// The request finishes at 0.9 s in both, but the jobs say the commit was at 0.64 s or 0.8 s.
-	learn := func(created time.Duration) []time.Duration {
+// TestAdaptiveIgnoresJobDates: CVAT stamps job rows when they are inserted, 0.1–0.5 s before the commit
+// makes them visible (CALIBRATION §5.3), so the learnt commit is the midpoint between the last evidence of no
+// jobs and the first listing with jobs, whatever the jobs' created_date says.
+func TestAdaptiveIgnoresJobDates(t *testing.T) {
+	learn := func(created time.Duration, dated bool) []time.Duration {
 		a := strategies.NewAdaptive()
 		for range 4 {
-			clk := newAutoClock()
-			f := newFakeAPI(t, clk)
-			f.startedAt, f.visibleAt, f.finishedAt = 50*ms, 640*ms, 900*ms
-			if _, err := a.Wait(context.Background(), datedJobs{fakeAPI: f, created: t0.Add(created)}, clk,
-				trial(f)); err != nil {
-				t.Fatal(err)
-			}
+			adaptiveRunDated(t, a, 4, 50*ms, 640*ms, dated)
 		}
 		return strategies.AdaptivePlan(a, 4)
 	}
-	if diff := cmp.Diff(strategies.AdaptivePlan(learnt(t, 4, 4, 590*ms), 4), learn(640*ms)); diff != "" {
-		t.Errorf("plan learnt from job dates (-want +got):\n%s", diff)
-	}
-	if at640, at800 := learn(640*ms), learn(800*ms); slices.Equal(at640, at800) {
-		t.Errorf("job dates 0.64 s and 0.8 s gave the same plan %v", at640)
-	}
-
-	// Undated: the sample is the midpoint of the last two listings of the trial.
-	undated := strategies.NewAdaptive()
-	log := adaptiveRunDated(t, undated, 4, 50*ms, 640*ms, false)
-	if len(log) < 2 || !strings.HasPrefix(log[len(log)-1], jobsCall) {
-		t.Fatalf("calls %v: want a status call and listings", log)
-	}
-	at := func(call string) time.Duration {
-		_, s, _ := cutLast(call, "@")
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			t.Fatal(err)
+	undated := learn(0, false)
+	for _, created := range []time.Duration{200 * ms, 640 * ms} {
+		if diff := cmp.Diff(undated, learn(created, true)); diff != "" {
+			t.Errorf("jobs dated %v changed the plan (-undated +dated):\n%s", created, diff)
 		}
-		return d
 	}
-	mid := (at(log[len(log)-2]) + at(log[len(log)-1])) / 2
-	want := strategies.NewAdaptive()
-	clk := newAutoClock()
-	f := newFakeAPI(t, clk)
-	f.startedAt, f.visibleAt, f.finishedAt = 50*ms, 640*ms, 640*ms
-	api := datedJobs{fakeAPI: f, created: t0.Add(mid)}
-	if _, err := want.Wait(context.Background(), api, clk, trial(f)); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(strategies.AdaptivePlan(want, 4), strategies.AdaptivePlan(undated, 4)); diff != "" {
-		t.Errorf("plan learnt without job dates (-commit at the midpoint %v +got):\n%s", mid, diff)
+	// The plan centres on the commit at 0.64 s, not on a job date 0.44 s earlier.
+	i, _ := slices.BinarySearch(undated, 640*ms)
+	if i == 0 || i == len(undated) || undated[0] > 640*ms || undated[len(undated)-1] < 640*ms {
+		t.Errorf("plan %v does not bracket the commit at 0.64 s", undated)
 	}
 }
 
@@ -322,33 +301,39 @@ func (d datedJobs) ListJobs(ctx context.Context, q cvat.JobsQuery) (cvat.JobPage
 	return p, err
 }
 
-// TestAdaptiveReplansOnStarted: a request queued behind other creations is polled on the queue's
-// conditional plan until it reads "started"; then the listings are re-planned from started_date.
+// TestAdaptiveReplansOnStarted: a creation that the short-queue plan does not find (queued behind others
+// this time) makes the strategy read the request; while it is queued the status is polled on the queue's
+// conditional plan, and once it started the listings are re-planned from started_date.
 func TestAdaptiveReplansOnStarted(t *testing.T) {
 	a := learnt(t, 6, 4, 600*ms)
 	started, visible := 1500*ms, 2100*ms
-	// Mirror the algorithm with the exported plans: status polls while queued, then the jobs plan.
-	status := []time.Duration{strategies.AdaptivePlan(a, 4)[0]}
-	for status[len(status)-1] < started {
-		now := status[len(status)-1]
-		status = append(status, strategies.AdaptivePlanQueued(a, 4, now)[0])
+	got := adaptiveRun(t, a, 4, started, visible)
+	firstStatus := slices.IndexFunc(got, func(c string) bool { return strings.HasPrefix(c, "rq@") })
+	if firstStatus < 1 {
+		t.Fatalf("calls %v: want listings on the short-queue plan first, then status reads", got)
 	}
-	jobs := upTo(t, strategies.AdaptivePlanStarted(a, 4, started, status[len(status)-1]), visible)
-	// Queued longer than any wait seen: the next status poll assumes the start is now.
-	for _, q := range []time.Duration{600 * ms, 3 * time.Second} {
-		next := strategies.AdaptivePlanQueued(a, 4, q)[0]
-		if next < q+500*ms || next > q+700*ms {
-			t.Errorf("queued at %v: next poll at %v, want about %v + 0.6 s", q, next, q)
+	var sawStarted bool
+	var afterStart []string
+	for _, c := range got[firstStatus:] {
+		_, at, _ := cutLast(c, "@")
+		d, _ := time.ParseDuration(at)
+		if strings.HasPrefix(c, "rq@") && d >= started {
+			sawStarted = true
+			continue
+		}
+		if sawStarted {
+			afterStart = append(afterStart, c)
 		}
 	}
-	got := adaptiveRun(t, a, 4, started, visible)
-	if diff := cmp.Diff(expectedLog(status, jobs), got); diff != "" {
-		t.Errorf("queued trial calls (-want +got):\n%s", diff)
+	if !sawStarted || len(afterStart) == 0 || len(afterStart) > 4 {
+		t.Errorf("calls %v: want a status read after the start at %v and at most 4 listings after it", got, started)
 	}
-	// Re-planned from the start: the listings begin near started + 0.6 s, not where the unconditional plan
-	// left off.
-	if len(jobs) > 3 || jobs[0] < started+500*ms {
-		t.Errorf("listings %v after the start at %v", jobs, started)
+	// The listings after the start are re-planned from it: none before started + 0.5 s.
+	for _, c := range afterStart {
+		_, at, _ := cutLast(c, "@")
+		if d, _ := time.ParseDuration(at); d < started+500*ms {
+			t.Errorf("listing %s before started + 0.5 s", c)
+		}
 	}
 	// The wait just seen is now an atom of the queue: queued at 0.6 s, the start is expected at 1.5 s.
 	if next := strategies.AdaptivePlanQueued(a, 4, 600*ms)[0]; next < started+500*ms {
@@ -357,7 +342,7 @@ func TestAdaptiveReplansOnStarted(t *testing.T) {
 }
 
 // TestAdaptiveNeverSpins: far slower than predicted, the plan runs out and the tail takes over; every call
-// is preceded by a positive wait on the clock, and the tail is capped at 1 s.
+// is preceded by a positive wait on the clock, and the tail is capped at 2 s.
 func TestAdaptiveNeverSpins(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -391,8 +376,8 @@ func TestAdaptiveNeverSpins(t *testing.T) {
 				t.Errorf("%d calls after %d waits: %v", len(calls), len(sleeps), calls)
 			}
 			for i, d := range sleeps {
-				if d < 5*ms || d > time.Second {
-					t.Errorf("wait %d = %v, want within [5ms, 1s]", i, d)
+				if d < 5*ms || d > 2*time.Second {
+					t.Errorf("wait %d = %v, want within [5ms, 2s]", i, d)
 				}
 			}
 		})

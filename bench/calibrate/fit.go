@@ -149,8 +149,9 @@ func meanCI(values []float64) (mean, lo, hi float64) {
 // distFit fits a shifted log-normal, Base + LogN(Median, Sigma), to samples in milliseconds by matching
 // three quantiles (10 %, 50 %, 90 %): for that family (q90 − q50)/(q50 − q10) = exp(σ·z90), which gives σ,
 // then the log-normal median m = (q50 − q10)/(1 − exp(−σ·z90)) and Base = q50 − m. A sample without right
-// skew (ratio ≤ 1) is a constant at its median. The residual is the rms difference between the sample's and
-// the fitted distribution's deciles.
+// skew (ratio ≤ 1.02) gets a nearly symmetric log-normal (σ = 0.1) with the sample's 10–90 % spread, and a
+// sample without spread a constant. The residual is the rms difference between the sample's and the fitted
+// distribution's deciles.
 func distFit(ms []float64) (d cvatsim.Dist, residual float64) {
 	s := slices.Clone(ms)
 	slices.Sort(s)
@@ -158,8 +159,18 @@ func distFit(ms []float64) (d cvatsim.Dist, residual float64) {
 	const z90 = 1.2815516
 	lower, upper := q50-q10, q90-q50
 	switch {
-	case lower <= 0 || upper <= lower*1.02:
+	case q90 <= q10:
 		d = cvatsim.Dist{Base: msDur(max(q50, 0))}
+	case lower <= 0 || upper <= lower*1.02:
+		const sigma = 0.1
+		sd := (q90 - q10) / (2 * z90)
+		m := sd / sigma
+		base := q50 - m
+		if base < 0 {
+			d = cvatsim.Dist{Median: msDur(max(q50, 0)), Sigma: round3(sd / max(q50, 1e-9))}
+		} else {
+			d = cvatsim.Dist{Base: msDur(base), Median: msDur(m), Sigma: sigma}
+		}
 	default:
 		sigma := math.Log(upper/lower) / z90
 		m := lower / (1 - math.Exp(-sigma*z90))

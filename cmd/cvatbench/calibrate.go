@@ -41,6 +41,7 @@ func calibrateCommand() *cli.Command {
 			&cli.IntFlag{Name: "repeats", Value: d.Repeats, Usage: "creations per design point"},
 			&cli.IntFlag{Name: "expected-workers", Value: d.ExpectedWorkers, Usage: "import workers expected; the concurrent phase runs twice as many creations at once"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the images (and of the embedded emulator)"},
+			&cli.StringFlag{Name: "from-samples", Usage: "fit the raw samples of an earlier calibration (FILE.samples.json) instead of measuring"},
 		},
 		Action: calibrateAction,
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
@@ -79,6 +80,18 @@ func calibrateAction(c *cli.Context) error {
 	}
 	if len(problems) > 0 {
 		return usageError("calibrate: %s", strings.Join(problems, "; "))
+	}
+	if from := c.String("from-samples"); from != "" {
+		f, err := os.Open(from)
+		if err != nil {
+			return usageError("calibrate: --from-samples: %v", err)
+		}
+		samples, err := calibrate.ReadSamples(f)
+		f.Close()
+		if err != nil {
+			return usageError("calibrate: --from-samples %s: %v", from, err)
+		}
+		return writeCalibration(c, samples, base, out, false)
 	}
 	ctx := c.Context
 	opts := calibrate.Options{Design: d, Progress: c.App.ErrWriter, Seed: c.Int64("seed"), Receiver: receiver == "on"}
@@ -120,21 +133,32 @@ func calibrateAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("calibrate: %s", oneLine(err))
 	}
+	return writeCalibration(c, samples, base, out, true)
+}
+
+// writeCalibration fits samples, prints the table and writes the profile file (and, for a fresh
+// measurement, the raw samples next to it).
+func writeCalibration(c *cli.Context, samples *calibrate.Samples, base cvatsim.Profile, out string, fresh bool) error {
+	if fresh {
+		// The raw record first: it is worth keeping even when the fit fails.
+		if err := writeAtomic(out+".samples.json", samples.WriteJSON); err != nil {
+			return fmt.Errorf("calibrate: %w", err)
+		}
+	}
 	pf, err := calibrate.Fit(samples, base, c.String("name"))
 	if err != nil {
-		_ = writeAtomic(out+".samples.json", samples.WriteJSON) // the raw record is still worth keeping
-		return fmt.Errorf("calibrate: %s (raw samples in %s.samples.json)", oneLine(err), out)
+		if fresh {
+			return fmt.Errorf("calibrate: %s (raw samples in %s.samples.json)", oneLine(err), out)
+		}
+		return fmt.Errorf("calibrate: %s", oneLine(err))
 	}
 	if err := calibrate.WriteTable(c.App.Writer, pf); err != nil {
 		return err
 	}
-	if err := writeAtomic(out+".samples.json", samples.WriteJSON); err != nil {
-		return fmt.Errorf("calibrate: %w", err)
-	}
 	if err := writeAtomic(out, func(w io.Writer) error { return cvatsim.WriteProfile(w, pf) }); err != nil {
 		return fmt.Errorf("calibrate: %w", err)
 	}
-	fmt.Fprintf(c.App.ErrWriter, "profile: %s (samples: %s.samples.json)\n", out, out)
+	fmt.Fprintf(c.App.ErrWriter, "profile: %s\n", out)
 	return nil
 }
 

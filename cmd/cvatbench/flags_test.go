@@ -183,6 +183,8 @@ func flagsCases(dir, file, busy, reject string) []flagCase {
 		{name: "calibrate receiver value", cmd: "calibrate", flag: "receiver", args: []string{"--receiver", "maybe"}, code: exitUsage, want: `--receiver "maybe"`},
 		{name: "calibrate two repeats", cmd: "calibrate", flag: "repeats", args: []string{"--repeats", "2"}, code: exitUsage, want: "repeats 2"},
 		{name: "calibrate no workers", cmd: "calibrate", flag: "expected-workers", args: []string{"--expected-workers", "0"}, code: exitUsage, want: "expected worker"},
+		{name: "calibrate samples file missing", cmd: "calibrate", flag: "from-samples", args: []string{"--from-samples", filepath.Join(dir, "no-such.samples.json")}, code: exitUsage, want: "no-such.samples.json"},
+		{name: "calibrate samples not JSON", cmd: "calibrate", flag: "from-samples", args: []string{"--from-samples", file}, code: exitUsage, want: "read samples"},
 		{name: "calibrate seed not a number", cmd: "calibrate", flag: "seed", args: []string{"--seed", "x"}, code: exitUsage, want: "seed"},
 		{name: "unreachable server", cmd: "cleanup", flag: "", args: []string{"--url", u, "--token", "tok-Zz1", "--yes"}, code: exitRuntime, want: "connection refused"},
 
