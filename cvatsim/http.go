@@ -161,8 +161,14 @@ func (s *Server) serveAPI(c *call, rt *route) {
 		h, allowed = rt.methods[http.MethodGet] // Django's View answers HEAD with GET
 	}
 	write := c.r.Method != http.MethodGet && c.r.Method != http.MethodHead && c.r.Method != http.MethodOptions
-	if write {
+	upload := rt.name == "task data" || rt.name == "tus"
+	switch {
+	case upload && write && s.prof.APIUpload != (Dist{}):
+		pre += s.prof.APIUpload.sample(s.rng)
+	case write:
 		pre += s.prof.APIWrite.sample(s.rng)
+	}
+	if write {
 		if s.prof.UploadBytesPerSecond > 0 && len(c.body) > 0 {
 			pre += time.Duration(float64(len(c.body)) / s.prof.UploadBytesPerSecond * float64(time.Second))
 		}

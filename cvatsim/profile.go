@@ -53,6 +53,9 @@ type Profile struct {
 	APIReadPerJob time.Duration
 	// APIWrite is the latency of a POST or DELETE.
 	APIWrite Dist
+	// APIUpload replaces APIWrite for each request of a data upload (the single POST, Upload-Start,
+	// Upload-Multiple, Upload-Finish, TUS); the zero Dist leaves APIWrite in charge.
+	APIUpload Dist
 	// DeletePerJob is added to DELETE /api/tasks/{id} per job (cascade).
 	DeletePerJob time.Duration
 	// UploadBytesPerSecond is the transfer rate of upload bodies; 0: free.
@@ -191,7 +194,8 @@ func normQuantile(p float64) float64 {
 
 // cvatDefault models one default deployment of CVAT 2.73.0 with the client on the same host: a real CVAT
 // 2.73.0 (2 import workers, 2 uvicorn processes, PostgreSQL, Redis, OPA on 2 cores; ../shared/realcvat) as
-// `cvatbench calibrate` measured it on 2026-12-03 (114 creations, 640×480 JPEGs; README "Calibration").
+// `cvatbench calibrate` measured it on 2026-12-03 (114 creations, 640×480 JPEGs, the SDK's upload; README
+// "Calibrating against your server").
 // "calibrate" marks a fitted term, with its 95 % interval; "estimate" a term nothing measured.
 func cvatDefault() Profile {
 	return Profile{
@@ -200,46 +204,48 @@ func cvatDefault() Profile {
 		ImportWorkers: 2,
 		// cvat_server NUMPROCS: 2 (docker-compose.yml); §5 setup: uvicorn --workers 2 (not measured).
 		APISlots: 2,
-		// calibrate: GET request/jobs/task median 26.1 ms [25.0, 29.6], LogN(26.1 ms, 0.23); cap an estimate.
-		APIRead: Dist{Median: 26110 * time.Microsecond, Sigma: 0.233, Cap: 250 * time.Millisecond},
-		// calibrate: 0.51 ms per listed job [-0.6, 1.0] (1 against 10 jobs).
-		APIReadPerJob: 510 * time.Microsecond,
-		// calibrate: POST /api/tasks median 43.7 ms [43.2, 44.7] -> 35.3 + LogN(8.4, 0.40).
-		APIWrite: Dist{Base: 35340 * time.Microsecond, Median: 8390 * time.Microsecond, Sigma: 0.403},
-		// calibrate: DELETE /api/tasks/{id} 13.9 ms per job [13.5, 14.3] (the cascade).
-		DeletePerJob: 13920 * time.Microsecond,
+		// calibrate: GET request/jobs/task median 28.3 ms [24.1, 29.0] -> LogN(28.3 ms, 0.20); cap an estimate.
+		APIRead: Dist{Median: 28280 * time.Microsecond, Sigma: 0.202, Cap: 250 * time.Millisecond},
+		// calibrate: 0.61 ms per listed job [-0.02, 1.28] (1 against 10 jobs).
+		APIReadPerJob: 610 * time.Microsecond,
+		// calibrate: POST /api/tasks median 46.7 ms [46.1, 47.7] -> 41.5 + LogN(5.2, 0.71).
+		APIWrite: Dist{Base: 41500 * time.Microsecond, Median: 5220 * time.Microsecond, Sigma: 0.709},
+		// calibrate: Upload-Start, Upload-Multiple net of its files, Upload-Finish median 35.7 ms [34.1, 38.0].
+		APIUpload: Dist{Median: 35690 * time.Microsecond, Sigma: 0.304},
+		// calibrate: DELETE /api/tasks/{id} 14.7 ms per job [14.4, 15.0] (the cascade).
+		DeletePerJob: 14670 * time.Microsecond,
 		// Estimate for a client on the same host or LAN: 200 MiB/s (one image size cannot separate it).
 		UploadBytesPerSecond: 200 << 20,
-		// calibrate: 0.11 ms per file beyond the transfer [0.02, 0.20].
-		UploadPerFile: 110 * time.Microsecond,
-		// calibrate: GET /api/users/self with Basic 213 ms [203, 230] slower than with a token (PBKDF2).
-		BasicAuth: 212920 * time.Microsecond,
-		// calibrate: started − created median 14.2 ms [13.6, 14.9] -> 8.5 + LogN(5.7, 0.32).
-		PickUp: Dist{Base: 8530 * time.Microsecond, Median: 5680 * time.Microsecond, Sigma: 0.318},
-		// calibrate: started -> first job row, less the size terms, median 24.1 ms [23.4, 24.6].
-		Processing: Dist{Base: 19890 * time.Microsecond, Median: 4200 * time.Microsecond, Sigma: 0.709},
-		// calibrate: 0.19 ms per image [0.14, 0.23].
-		PerImage: 190 * time.Microsecond,
-		// calibrate: 13.3 ms between consecutive job rows [12.4, 14.1] (segment, job, their signals).
-		PerJob: 13260 * time.Microsecond,
-		// calibrate: last job row -> commit, less the preview, median 80.1 ms [76.0, 90.5]: the job rows are
+		// calibrate: 0.10 ms per file beyond the transfer [-0.14, 0.33].
+		UploadPerFile: 100 * time.Microsecond,
+		// calibrate: GET /api/users/self with Basic 234 ms [220, 311] slower than with a token (PBKDF2).
+		BasicAuth: 233920 * time.Microsecond,
+		// calibrate: started − created median 15.2 ms [14.5, 15.6] -> 11.6 + LogN(3.6, 0.42).
+		PickUp: Dist{Base: 11550 * time.Microsecond, Median: 3640 * time.Microsecond, Sigma: 0.423},
+		// calibrate: started -> first job row, less the size terms, median 26.4 ms [25.7, 27.3].
+		Processing: Dist{Base: 22450 * time.Microsecond, Median: 3940 * time.Microsecond, Sigma: 0.685},
+		// calibrate: 0.15 ms per image [0.11, 0.19].
+		PerImage: 150 * time.Microsecond,
+		// calibrate: 14.0 ms between consecutive job rows [13.1, 14.9] (segment, job, their signals).
+		PerJob: 13970 * time.Microsecond,
+		// calibrate: last job row -> commit, less the preview, median 88.9 ms [81.8, 96.3]: the job rows are
 		// stamped well before the commit (§5.3).
-		JobsToCommit: Dist{Median: 80070 * time.Microsecond, Sigma: 0.225},
-		// calibrate: preview of job 0's first chunk 3.4 [3.0, 3.8], 5.1 [4.7, 5.5], 7.8 [7.4, 8.1] ms per
+		JobsToCommit: Dist{Median: 88880 * time.Microsecond, Sigma: 0.208},
+		// calibrate: preview of job 0's first chunk 3.7 [3.4, 4.0], 5.5 [5.2, 5.9], 8.6 [8.2, 8.9] ms per
 		// 640×480 frame at q10/70/100 (§5.2: 3.5, 5.9, 9.5).
-		PreviewPerFrame: QualityCost{10: 3420 * time.Microsecond, 70: 5070 * time.Microsecond, 100: 7760 * time.Microsecond},
-		// calibrate: a creation starting while k−1 others process runs 1 + 1.76·(k−1) slower [1.33, 2.20];
+		PreviewPerFrame: QualityCost{10: 3680 * time.Microsecond, 70: 5540 * time.Microsecond, 100: 8560 * time.Microsecond},
+		// calibrate: a creation starting while k−1 others process runs 1 + 1.72·(k−1) slower [1.26, 2.18];
 		// the client's uploads share the 2 cores too (§5.1: 267/425/783 ms at 1/3/6 in flight).
-		ConcurrencyStretch: 1.76,
+		ConcurrencyStretch: 1.718,
 		// F5 (PR #7081): between 34 ms (1 thread) and 16 ms (3 threads) per image, for 2.73.0's 2 threads.
 		StaticChunkPerImage: 25 * time.Millisecond,
-		// calibrate measured -14.6 ms [-17.7, -11.4]: listings see the commit only after finished_date,
+		// calibrate measured -22.2 ms [-31.1, -13.3]: listings see the commit only after finished_date,
 		// because the server reads before its latency ends; kept at 0, the emulator's listings read at the end.
 		CommitToFinished: 0,
-		// calibrate: 2.5 ms per created object [2.1, 2.9] (analytics sends between commit and finished).
-		CommitPerObject: 2470 * time.Microsecond,
-		// calibrate: 38.8 ms between a task's consecutive create:job deliveries [38.6, 39.2].
-		WebhookHop: 38810 * time.Microsecond,
+		// calibrate: 2.5 ms per created object [2.1, 2.8] (analytics sends between commit and finished).
+		CommitPerObject: 2490 * time.Microsecond,
+		// calibrate: 40.5 ms between a task's consecutive create:job deliveries [40.2, 40.8].
+		WebhookHop: 40460 * time.Microsecond,
 		// Estimate: half of F5's per-image figure (one quality only), in 0.2 s polling steps (API.md §7.2).
 		ChunkFirstReadPerImage: 20 * time.Millisecond,
 		ChunkPollStep:          200 * time.Millisecond,
@@ -257,6 +263,9 @@ func cvatQueued() Profile {
 	// Estimate: 1.2 creations/s of 1.4 s mean worker time (LogN(1.2 s, 0.55)) on 2 workers: ρ ≈ 0.85,
 	// an M/G/2 queue whose wait is seconds with a long tail.
 	p.Background = BackgroundLoad{ArrivalsPerSecond: 1.2, Service: Dist{Median: 1200 * time.Millisecond, Sigma: 0.55}}
+	// Estimate: a shared server has more cores than its 2 import workers need, so creations do not slow each
+	// other down as on the 2-core host of §5.1; only the queue grows.
+	p.ConcurrencyStretch = 0
 	return p
 }
 
@@ -268,6 +277,7 @@ func cvatLegacy() Profile {
 	p.Name = "cvat-legacy"
 	p.DeletePerJob, p.UploadPerFile, p.CommitToFinished, p.CommitPerObject = time.Millisecond, time.Millisecond, 5*time.Millisecond, time.Millisecond
 	p.WebhookHop = 50 * time.Millisecond
+	p.APIUpload = Dist{} // every upload request costs an APIWrite
 	p.APIRead = Dist{Base: 15 * time.Millisecond, Median: 2500 * time.Microsecond, Sigma: 1.1, Cap: 250 * time.Millisecond}
 	p.APIReadPerJob = 200 * time.Microsecond
 	p.APIWrite = Dist{Base: 40 * time.Millisecond, Median: 15 * time.Millisecond, Sigma: 0.8}

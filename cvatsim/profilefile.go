@@ -192,6 +192,7 @@ var terms = []term{
 	distTerm("api_read", func(p *Profile) *Dist { return &p.APIRead }),
 	durationTerm("api_read_per_job", func(p *Profile) *time.Duration { return &p.APIReadPerJob }),
 	distTerm("api_write", func(p *Profile) *Dist { return &p.APIWrite }),
+	distTerm("api_upload", func(p *Profile) *Dist { return &p.APIUpload }),
 	durationTerm("delete_per_job", func(p *Profile) *time.Duration { return &p.DeletePerJob }),
 	floatTerm("upload_bytes_per_second", func(p *Profile) *float64 { return &p.UploadBytesPerSecond }),
 	durationTerm("upload_per_file", func(p *Profile) *time.Duration { return &p.UploadPerFile }),

@@ -24,6 +24,7 @@ func truth() cvatsim.Profile {
 	p.APIRead = cvatsim.Dist{Base: ms(12), Median: ms(8), Sigma: 0.4}
 	p.APIReadPerJob = ms(0.5)
 	p.APIWrite = cvatsim.Dist{Base: ms(40), Median: ms(30), Sigma: 0.35}
+	p.APIUpload = cvatsim.Dist{Base: ms(15), Median: ms(12), Sigma: 0.3}
 	p.DeletePerJob = ms(2)
 	// upload_bytes_per_second stays: the experiment cannot separate it from upload_per_file (one image size).
 	p.UploadPerFile = ms(1.5)

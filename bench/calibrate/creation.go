@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cvatbench/cvatbench/cvat"
@@ -34,15 +35,28 @@ func (e *experiment) createTask(ctx context.Context, p Point, phase string) (Cre
 		UploadBytes: bytes, TaskID: t.ID, CreateMs: ms(time.Since(t0))}, nil
 }
 
-// upload attaches the point's images (one multipart POST, timed until the 202).
+// upload attaches the point's images as the SDK and `cvatbench run` do (Upload-Start, one Upload-Multiple,
+// Upload-Finish), timing the whole and each request.
 func (e *experiment) upload(ctx context.Context, cr *Creation, p Point) (string, error) {
 	chunk := e.d.ChunkSize
+	var mu sync.Mutex
+	var calls []float64
+	octx := cvat.WithCallObserver(ctx, func(c cvat.Call) {
+		mu.Lock()
+		calls = append(calls, ms(c.Duration))
+		mu.Unlock()
+	})
 	t0 := time.Now()
-	rqID, err := e.c.UploadData(ctx, cr.TaskID, cvat.DataSpec{ImageQuality: p.Quality, ChunkSize: &chunk}, e.files[p.Images], cvat.UploadSingle)
+	rqID, err := e.c.UploadData(octx, cr.TaskID, cvat.DataSpec{ImageQuality: p.Quality, ChunkSize: &chunk}, e.files[p.Images], cvat.UploadSDK)
 	if err != nil {
 		return "", &Error{"upload_per_file", fmt.Errorf("upload to task %d: %w", cr.TaskID, err)}
 	}
 	cr.UploadMs = ms(time.Since(t0))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) == 3 { // one attempt each: Start, Multiple, Finish (a retried call would blur the split)
+		cr.UploadStartMs, cr.UploadFilesMs, cr.UploadFinishMs = calls[0], calls[1], calls[2]
+	}
 	return rqID, nil
 }
 

@@ -368,17 +368,20 @@ func (f *fitter) reads() error {
 	return nil
 }
 
-// writes fits POST /api/tasks, the upload cost per file and the delete cost per job.
+// writes fits POST /api/tasks, the upload's requests and cost per file, and the delete cost per job.
 func (f *fitter) writes() error {
-	all := f.creations(PhaseSequential, PhaseVisibility, PhaseConcurrent, PhaseEndpoints)
-	var creates []float64
+	// One creation at a time only: in the concurrent phase the uploads queue for the API processes.
+	all := f.creations(PhaseSequential, PhaseVisibility, PhaseEndpoints)
+	createOverhead := f.overhead("POST /api/tasks", 0)
+	var creates, steps []float64
 	var ux, dx [][]float64
 	var uy, dy []float64
-	createOverhead := f.overhead("POST /api/tasks", 0)
 	for _, c := range all {
 		creates = append(creates, c.CreateMs-createOverhead)
 		if c.Phase == PhaseSequential {
-			ux, uy = append(ux, []float64{1, float64(c.Images)}), append(uy, c.UploadMs)
+			if c.UploadFilesMs > 0 {
+				ux, uy = append(ux, []float64{1, float64(c.Images)}), append(uy, c.UploadFilesMs)
+			}
 			if c.DeleteMs > 0 {
 				dx, dy = append(dx, []float64{1, float64(c.Jobs())}), append(dy, c.DeleteMs)
 			}
@@ -405,7 +408,18 @@ func (f *fitter) writes() error {
 	lo, hi := up.ci95(1)
 	f.p.UploadPerFile = msDur(max(up.Beta[1]-transfer, 0))
 	f.scalar("upload_per_file", "ms", up.Beta[1]-transfer, lo-transfer, hi-transfer, up.N, up.Residual,
-		fmt.Sprintf("least squares of the upload call on files, minus %.3f ms transfer per file at upload_bytes_per_second", transfer))
+		fmt.Sprintf("least squares of Upload-Multiple on files, minus %.3f ms transfer per file at upload_bytes_per_second", transfer))
+	// The emulator charges api_upload to each of the three requests, and the files to Upload-Multiple.
+	for _, c := range all {
+		if c.UploadStartMs > 0 && c.UploadFilesMs > 0 && c.UploadFinishMs > 0 {
+			steps = append(steps, c.UploadStartMs-createOverhead, c.UploadFinishMs-createOverhead,
+				c.UploadFilesMs-createOverhead-up.Beta[1]*float64(c.Images))
+		}
+	}
+	if err := f.dist("api_upload", steps, "client-side latency of Upload-Start, Upload-Multiple net of its files, and Upload-Finish, minus the emulator's own",
+		func(d cvatsim.Dist) { f.p.APIUpload = d }); err != nil {
+		return err
+	}
 	del, err := ols(dx, dy, []string{"delete base", "delete_per_job"})
 	if err != nil {
 		return &Error{"delete_per_job", err}

@@ -61,7 +61,7 @@ func recoverEveryTerm(t *testing.T) {
 	dists := map[string][2]cvatsim.Dist{
 		"pickup": {got.PickUp, want.PickUp}, "processing": {got.Processing, want.Processing},
 		"jobs_to_commit": {got.JobsToCommit, want.JobsToCommit}, "api_read": {got.APIRead, want.APIRead},
-		"api_write": {got.APIWrite, want.APIWrite},
+		"api_write": {got.APIWrite, want.APIWrite}, "api_upload": {got.APIUpload, want.APIUpload},
 	}
 	for name, d := range dists {
 		// A distribution is judged by its median and its mean; its tail (σ) rests on a few samples.

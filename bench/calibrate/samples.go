@@ -34,7 +34,11 @@ type Creation struct {
 
 	CreateMs float64 `json:"create_ms"` // POST /api/tasks, client-side
 	UploadMs float64 `json:"upload_ms"` // the upload call(s) until the 202, client-side
-	DeleteMs float64 `json:"delete_ms,omitempty"`
+	// The three requests of the upload, client-side; zero when one was retried.
+	UploadStartMs  float64 `json:"upload_start_ms,omitempty"`
+	UploadFilesMs  float64 `json:"upload_files_ms,omitempty"` // Upload-Multiple with every file
+	UploadFinishMs float64 `json:"upload_finish_ms,omitempty"`
+	DeleteMs       float64 `json:"delete_ms,omitempty"`
 
 	RequestCreated time.Time   `json:"request_created"`
 	Started        time.Time   `json:"started"`

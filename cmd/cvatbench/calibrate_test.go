@@ -41,15 +41,7 @@ func TestCalibrateWritesAProfileRunAccepts(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, stdout)
 		}
 	}
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	pf, err := cvatsim.ParseProfile(f)
-	if err != nil {
-		t.Fatalf("written profile does not parse: %v", err)
-	}
+	pf := readProfile(t, out)
 	if pf.Name != "mine" || pf.Server == nil || pf.Server.Version != cvatsim.Version || pf.Terms.ImportWorkers != 2 {
 		t.Errorf("profile %+v: want name mine, server version %s, 2 workers", pf, cvatsim.Version)
 	}
@@ -111,4 +103,19 @@ func TestCalibrateBadInputIsOneLineExit2(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// readProfile parses the profile file at path or fails t.
+func readProfile(t *testing.T, path string) cvatsim.ProfileFile {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pf, err := cvatsim.ParseProfile(f)
+	if err != nil {
+		t.Fatalf("profile %s does not parse: %v", path, err)
+	}
+	return pf
 }

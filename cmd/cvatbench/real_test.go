@@ -1,0 +1,108 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cvatbench/cvatbench/internal/realserver"
+	"github.com/cvatbench/cvatbench/strategies"
+)
+
+// realArgs are the credential flags for the real server the environment names.
+func realArgs(srv realserver.Server) []string {
+	if srv.Token != "" {
+		return []string{"--url", srv.URL, "--token", srv.Token}
+	}
+	return []string{"--url", srv.URL, "--user", srv.User, "--password", srv.Password}
+}
+
+// TestRealServerEveryStrategy runs every strategy against a real CVAT: no errors, the clock offset from
+// pings on a server on this host, both ends of the jobs-visible bracket in every trial, and nothing left.
+func TestRealServerEveryStrategy(t *testing.T) {
+	srv := realserver.Get(t)
+	t.Setenv("CVAT_USER", "")
+	t.Setenv("CVAT_PASSWORD", "")
+	t.Setenv("CVAT_ACCESS_TOKEN", "")
+	out := t.TempDir()
+	args := append([]string{"run", "--strategies", strings.Join(strategies.Names(), ","), "--tasks", "2", "--concurrency", "2",
+		"--out", out}, realArgs(srv)...)
+	code, stdout, stderr := cvatbench(args...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
+	}
+	t.Log(stdout)
+	if srv.Password != "" && strings.Contains(stdout+stderr, srv.Password) {
+		t.Fatal("the password was printed")
+	}
+	dirs, _ := filepath.Glob(filepath.Join(out, "*", "trials.jsonl"))
+	if len(dirs) != 1 {
+		t.Fatalf("results: %v", dirs)
+	}
+	b, err := os.ReadFile(dirs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2*len(strategies.Names()) {
+		t.Fatalf("%d trials, want %d", len(lines), 2*len(strategies.Names()))
+	}
+	for _, l := range lines {
+		var rec struct {
+			Strategy       string   `json:"strategy"`
+			Result         string   `json:"result"`
+			VisibleAfter   *string  `json:"jobs_visible_after"`
+			VisibleAt      *string  `json:"jobs_visible_at"`
+			OffsetErrorMs  *float64 `json:"clock_offset_error_ms"`
+			DetectionDelay *float64 `json:"detection_delay_ms"`
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Result != "ok" || rec.VisibleAfter == nil || rec.VisibleAt == nil || rec.DetectionDelay == nil {
+			t.Errorf("trial %s", l)
+		}
+		if srv.SameHost() && (rec.OffsetErrorMs == nil || *rec.OffsetErrorMs >= 5) {
+			t.Errorf("%s: clock offset bound %v ms, want under 5 ms on one host", rec.Strategy, rec.OffsetErrorMs)
+		}
+	}
+	// Nothing of the run is left on the server.
+	code, stdout, stderr = cvatbench(append([]string{"cleanup", "--dry-run", "--older-than", "0s"}, realArgs(srv)...)...)
+	if code != exitOK || strings.Contains(stdout, filepath.Base(filepath.Dir(dirs[0]))) {
+		t.Errorf("cleanup --dry-run exit %d lists this run's objects:\n%s%s", code, stdout, stderr)
+	}
+}
+
+// TestRealServerCalibrate calibrates a real CVAT with a short design: every measurable term fitted, a file
+// that run accepts.
+func TestRealServerCalibrate(t *testing.T) {
+	srv := realserver.Get(t)
+	t.Setenv("CVAT_USER", "")
+	t.Setenv("CVAT_PASSWORD", "")
+	t.Setenv("CVAT_ACCESS_TOKEN", "")
+	out := filepath.Join(t.TempDir(), "real.json")
+	code, stdout, stderr := cvatbench(append([]string{"calibrate", "--repeats", "3", "--out", out}, realArgs(srv)...)...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	t.Log(stdout)
+	pf := readProfile(t, out)
+	if pf.Server == nil || !strings.HasPrefix(pf.Server.Version, "2.") {
+		t.Errorf("server %+v", pf.Server)
+	}
+	measured := map[string]bool{}
+	for _, fit := range pf.Fit {
+		measured[fit.Term] = fit.Measured
+	}
+	for _, term := range []string{"pickup", "processing", "per_image", "per_job", "jobs_to_commit", "preview_per_frame[70]",
+		"import_workers", "concurrency_stretch", "api_read", "api_write", "delete_per_job"} {
+		if !measured[term] {
+			t.Errorf("%s not measured", term)
+		}
+	}
+	if code, _, stderr := cvatbench("run", "--sim-profile", out, "--strategies", "poll", "--tasks", "2", "--concurrency", "1", "--out", t.TempDir()); code != exitOK {
+		t.Errorf("run with the calibrated profile: %s", stderr)
+	}
+}
