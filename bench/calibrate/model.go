@@ -246,10 +246,8 @@ func (f *fitter) workers() error {
 	if len(conc) == 0 {
 		return &Error{"import_workers", fmt.Errorf("no concurrent creations")}
 	}
-	maxOverlap := 0
-	for _, c := range conc {
-		maxOverlap = max(maxOverlap, loadAtStart(c, conc))
-	}
+	loads := loadsAtStart(conc)
+	maxOverlap := slices.Max(loads)
 	inFlight := conc[0].InFlight
 	f.p.ImportWorkers = maxOverlap
 	method := "most creations processing at once (started → finished overlap)"
@@ -275,8 +273,8 @@ func (f *fitter) workers() error {
 	}
 	var sxy, sxx float64
 	var xs, ys []float64
-	for _, c := range conc {
-		x, y := float64(loadAtStart(c, conc)-1), (ms(c.Finished.Sub(c.Started))-ref)/w
+	for i, c := range conc {
+		x, y := float64(loads[i]-1), (ms(c.Finished.Sub(c.Started))-ref)/w
 		sxy += x * y
 		sxx += x * x
 		xs, ys = append(xs, x), append(ys, y)
@@ -296,15 +294,25 @@ func (f *fitter) workers() error {
 	return nil
 }
 
-// loadAtStart is the number of creations (c included) processing at c's started_date.
-func loadAtStart(c Creation, all []Creation) int {
-	n := 0
-	for _, o := range all {
-		if !o.Started.After(c.Started) && o.Finished.After(c.Started) {
-			n++
-		}
+// loadsAtStart is, for each creation, the number of creations (itself included) processing at its
+// started_date: those started by then and not finished by then. Two sorted lists and binary search keep it
+// O(n log n), so the fit stays linear in the samples up to a logarithm.
+func loadsAtStart(all []Creation) []int {
+	starts := make([]int64, len(all))
+	ends := make([]int64, len(all))
+	for i, c := range all {
+		starts[i], ends[i] = c.Started.UnixNano(), c.Finished.UnixNano()
 	}
-	return n
+	slices.Sort(starts)
+	slices.Sort(ends)
+	out := make([]int, len(all))
+	for i, c := range all {
+		s := c.Started.UnixNano()
+		begun, _ := slices.BinarySearch(starts, s+1) // started at or before s
+		done, _ := slices.BinarySearch(ends, s+1)    // finished at or before s
+		out[i] = begun - done
+	}
+	return out
 }
 
 // overhead is the median latency of an endpoint (and job count) against the overhead probe, less the
