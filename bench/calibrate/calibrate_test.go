@@ -42,12 +42,8 @@ func truth() cvatsim.Profile {
 	return p
 }
 
-func emulator(t *testing.T, prof cvatsim.Profile, faults string, checked bool) (*cvat.Client, *cvat.Client) {
+func emulator(t *testing.T, prof cvatsim.Profile, checked bool) (*cvatsim.Server, *cvat.Client) {
 	t.Helper()
-	f, err := cvatsim.ParseFaults(faults)
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv, err := cvatsim.New(cvatsim.Options{Profile: prof, Seed: 7})
 	if err != nil {
 		t.Fatal(err)
@@ -63,11 +59,16 @@ func emulator(t *testing.T, prof cvatsim.Profile, faults string, checked bool) (
 		t.Fatal(err)
 	}
 	c, _ := cvat.New(cvat.Config{BaseURL: hs.URL, Auth: cvat.Token(key)})
-	basic, _ := cvat.New(cvat.Config{BaseURL: hs.URL, Auth: cvat.Basic(cvatsim.DefaultUsername, cvatsim.DefaultPassword)})
-	if err := srv.SetFaults(f); err != nil {
-		t.Fatal(err)
+	return srv, c
+}
+
+// setFaults injects the faults of spec ("" for none) from now on.
+func setFaults(srv *cvatsim.Server, spec string) error {
+	f, err := cvatsim.ParseFaults(spec)
+	if err != nil {
+		return err
 	}
-	return c, basic
+	return srv.SetFaults(f)
 }
 
 func smallDesign() calibrate.Design {
@@ -98,10 +99,18 @@ func TestCalibrateNamesTheTermItCannotFit(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _ := emulator(t, tc.prof, tc.faults, tc.faults == "") // injected proxy 5xx are not CVAT's answers
+			srv, c := emulator(t, tc.prof, tc.faults == "") // injected proxy 5xx are not CVAT's answers
+			// The user's own task, created before the run, must come through untouched.
+			own, err := c.CreateTask(context.Background(), cvat.TaskSpec{Name: "users-own", Labels: []cvat.Label{{Name: "car"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := setFaults(srv, tc.faults); err != nil {
+				t.Fatal(err)
+			}
 			d := smallDesign()
 			d.Timeout = 300 * time.Millisecond
-			_, err := calibrate.Run(context.Background(), c, calibrate.Options{Design: d, Server: "embedded"})
+			_, err = calibrate.Run(context.Background(), c, calibrate.Options{Design: d, Server: "embedded"})
 			var ce *calibrate.Error
 			if err == nil {
 				t.Fatal("no error")
@@ -111,6 +120,16 @@ func TestCalibrateNamesTheTermItCannotFit(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error spans lines: %q", err)
+			}
+			if err := setFaults(srv, ""); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			tasks, terr := c.ListTasks(ctx, "")
+			projects, perr := c.ListProjects(ctx, "")
+			hooks, herr := c.ListWebhooks(ctx)
+			if terr != nil || perr != nil || herr != nil || len(tasks) != 1 || tasks[0].ID != own.ID || len(projects)+len(hooks) != 0 {
+				t.Errorf("after the run: tasks %v (want only %d), %d projects, %d webhooks (%v %v %v)", tasks, own.ID, len(projects), len(hooks), terr, perr, herr)
 			}
 		})
 	}
