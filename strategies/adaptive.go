@@ -358,4 +358,3 @@ func (a *Adaptive) model(images int) *adaptiveModel {
 	a.mu.Unlock()
 	return newAdaptiveModel(queue, proc, float64(max(images, 1)))
 }
-
