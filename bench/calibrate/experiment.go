@@ -27,6 +27,9 @@ type Options struct {
 	Receiver bool
 	// Net is how calibrate listens and dials locally; the zero value is TCP on 127.0.0.1.
 	Net Network
+	// WebhookURL, when set, is where the server posts (a receiver behind a proxy or another host's name);
+	// empty: the listener's own address.
+	WebhookURL string
 	// Progress receives one line per step; nil: none.
 	Progress io.Writer
 	Seed     int64
@@ -153,14 +156,14 @@ func (e *experiment) setupReceiver(ctx context.Context) {
 		e.samples.ClockNote = "no clock receiver (" + err.Error() + "): the clock offset is taken as 0 and webhook_hop is not measured"
 		return
 	}
-	est, err := bench.PingOffset(ctx, e.c, e.project, ln, "", e.name("calibrate-clock"), e.d.ClockPings, time.Now)
+	est, err := bench.PingOffset(ctx, e.c, e.project, ln, e.opts.WebhookURL, e.name("calibrate-clock"), e.d.ClockPings, time.Now)
 	if err != nil {
 		e.samples.ClockNote = "webhook pings failed (" + err.Error() + "): the clock offset is taken as 0 and webhook_hop is not measured"
 		return
 	}
 	e.samples.Clock = &est
 	e.progressf("calibrate: clock offset %+.2f ms ± %.2f ms (%d pings)", ms(est.Offset), ms(est.Bound), est.Samples)
-	h, err := startHookReceiver(ctx, e.c, e.project, e.opts.Net, e.name("calibrate-hop"))
+	h, err := startHookReceiver(ctx, e.c, e.project, e.opts.Net, e.opts.WebhookURL, e.name("calibrate-hop"))
 	if err != nil {
 		e.samples.ClockNote = "webhook receiver for create:job failed (" + err.Error() + "): webhook_hop is not measured"
 		return

@@ -25,7 +25,7 @@ type hookReceiver struct {
 	byTask  map[int][]time.Time
 }
 
-func startHookReceiver(ctx context.Context, c *cvat.Client, projectID int, network Network, description string) (*hookReceiver, error) {
+func startHookReceiver(ctx context.Context, c *cvat.Client, projectID int, network Network, publicURL, description string) (*hookReceiver, error) {
 	ln, err := network.listen()
 	if err != nil {
 		return nil, err
@@ -34,7 +34,11 @@ func startHookReceiver(ctx context.Context, c *cvat.Client, projectID int, netwo
 	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = h.srv.Serve(ln) }()
 	active := true
-	hook, err := c.CreateWebhook(ctx, cvat.WebhookSpec{TargetURL: "http://" + ln.Addr().String() + "/", Description: description,
+	target := publicURL
+	if target == "" {
+		target = "http://" + ln.Addr().String() + "/"
+	}
+	hook, err := c.CreateWebhook(ctx, cvat.WebhookSpec{TargetURL: target, Description: description,
 		Type: "project", ContentType: "application/json", ProjectID: &projectID, Events: []string{"create:job"}, IsActive: &active})
 	if err != nil {
 		_ = h.srv.Close()

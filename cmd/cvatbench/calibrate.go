@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/cvatbench/cvatbench/bench/calibrate"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/cvatsim"
+	"github.com/cvatbench/cvatbench/strategies"
 )
 
 // calibrateCommand measures a server and writes the emulator profile that fits it.
@@ -37,7 +39,9 @@ func calibrateCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Value: "results/calibrated-profile.json", Usage: "profile file to write; the raw samples go to FILE.samples.json"},
 			&cli.StringFlag{Name: "name", Value: "calibrated", Usage: "name of the profile in the file"},
 			&cli.StringFlag{Name: "base-profile", Value: "cvat-default", Usage: "profile whose values the unmeasurable terms keep"},
-			&cli.StringFlag{Name: "receiver", Value: "auto", Usage: "webhook receiver on 127.0.0.1 for the clock offset and the webhook hop: on, off, auto (on for a loopback --url or the emulator)"},
+			&cli.StringFlag{Name: "receiver", Value: "auto", Usage: "webhook receiver for the clock offset and the webhook hop: on, off, auto (on for a loopback --url, the emulator, or with --webhook-url)"},
+			&cli.StringFlag{Name: "webhook-listen", Value: strategies.DefaultWebhookListen, Usage: "webhook receiver listen address (as for run)"},
+			&cli.StringFlag{Name: "webhook-url", Usage: "URL the server delivers webhooks to; empty: from --webhook-listen"},
 			&cli.IntFlag{Name: "repeats", Value: d.Repeats, Usage: "creations per design point"},
 			&cli.IntFlag{Name: "expected-workers", Value: d.ExpectedWorkers, Usage: "import workers expected; the concurrent phase runs twice as many creations at once"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the images (and of the embedded emulator)"},
@@ -68,6 +72,9 @@ func calibrateAction(c *cli.Context) error {
 	if receiver != "auto" && receiver != "on" && receiver != "off" {
 		problems = append(problems, fmt.Sprintf("--receiver %q: want on, off or auto", receiver))
 	}
+	if err := strategies.CheckWebhookAddress(c.String("webhook-listen"), c.String("webhook-url")); err != nil {
+		problems = append(problems, oneLine(err))
+	}
 	out := c.String("out")
 	if out == "" || c.String("name") == "" {
 		problems = append(problems, "--out and --name must not be empty")
@@ -94,7 +101,9 @@ func calibrateAction(c *cli.Context) error {
 		return writeCalibration(c, samples, base, out, false)
 	}
 	ctx := c.Context
-	opts := calibrate.Options{Design: d, Progress: c.App.ErrWriter, Seed: c.Int64("seed"), Receiver: receiver == "on"}
+	listen := c.String("webhook-listen")
+	opts := calibrate.Options{Design: d, Progress: c.App.ErrWriter, Seed: c.Int64("seed"), Receiver: receiver == "on",
+		WebhookURL: c.String("webhook-url"), Net: calibrate.Network{Listen: func() (net.Listener, error) { return net.Listen("tcp", listen) }}}
 	var client *cvat.Client
 	if target == "" {
 		prof, err := cvatsim.LoadProfile(c.String("sim-profile"))
@@ -127,7 +136,7 @@ func calibrateAction(c *cli.Context) error {
 		if password != "" {
 			opts.Basic, _ = cvat.New(cvat.Config{BaseURL: target, Auth: cvat.Basic(user, password), Org: c.String("org")})
 		}
-		opts.Receiver = receiver == "on" || (receiver == "auto" && usePingClock("auto", target))
+		opts.Receiver = receiver == "on" || (receiver == "auto" && (usePingClock("auto", target) || opts.WebhookURL != ""))
 	}
 	samples, err := calibrate.Run(ctx, client, opts)
 	if err != nil {

@@ -185,6 +185,8 @@ func flagsCases(dir, file, busy, reject string) []flagCase {
 		{name: "calibrate no workers", cmd: "calibrate", flag: "expected-workers", args: []string{"--expected-workers", "0"}, code: exitUsage, want: "expected worker"},
 		{name: "calibrate samples file missing", cmd: "calibrate", flag: "from-samples", args: []string{"--from-samples", filepath.Join(dir, "no-such.samples.json")}, code: exitUsage, want: "no-such.samples.json"},
 		{name: "calibrate samples not JSON", cmd: "calibrate", flag: "from-samples", args: []string{"--from-samples", file}, code: exitUsage, want: "read samples"},
+		{name: "calibrate webhook listen port", cmd: "calibrate", flag: "webhook-listen", args: []string{"--webhook-listen", "127.0.0.1:99999"}, code: exitUsage, want: "99999"},
+		{name: "calibrate webhook url scheme", cmd: "calibrate", flag: "webhook-url", args: []string{"--webhook-url", "ftp://x/"}, code: exitUsage, want: "ftp://x/"},
 		{name: "calibrate seed not a number", cmd: "calibrate", flag: "seed", args: []string{"--seed", "x"}, code: exitUsage, want: "seed"},
 		{name: "unreachable server", cmd: "cleanup", flag: "", args: []string{"--url", u, "--token", "tok-Zz1", "--yes"}, code: exitRuntime, want: "connection refused"},
 
