@@ -459,8 +459,22 @@ func TestWebhookFaults(t *testing.T) {
 		}
 	})
 	t.Run("hookdrop sends nothing and writes no row", func(t *testing.T) {
-		e, rcv, pid, wid := setup(t, "hookdrop=1")
+		// The fault is drawn when the worker takes the delivery from the queue: wait for the drop before the
+		// flush turns the faults off, or the delivery may still be queued then and go out.
+		dropped := make(chan struct{}, 1)
+		rcv := newReceiver(t, nil)
+		e := newEnv(t, cvatsim.Options{WebhookRetryDelays: []time.Duration{time.Millisecond}, Logf: func(format string, args ...any) {
+			if strings.Contains(fmt.Sprintf(format, args...), "fault hookdrop") {
+				select {
+				case dropped <- struct{}{}:
+				default:
+				}
+			}
+		}})
+		pid, wid := e.projectWithWebhook(rcv.srv.URL, secret, []string{"create:task"})
+		e.setFaults("hookdrop=1")
 		e.createTask(map[string]any{"name": "a", "project_id": pid})
+		<-dropped
 		if got := e.flushedDeliveries(rcv, pid, wid); len(got) != 0 {
 			t.Fatalf("deliveries %v", got)
 		}
