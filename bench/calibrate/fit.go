@@ -153,14 +153,17 @@ func meanCI(values []float64) (mean, lo, hi float64) {
 // sample without spread a constant. The residual is the rms difference between the sample's and the fitted
 // distribution's deciles.
 func distFit(ms []float64) (d cvatsim.Dist, residual float64) {
-	s := slices.Clone(ms)
+	s := make([]float64, len(ms))
+	for i, v := range ms {
+		s[i] = max(v, 0) // a latency net of the emulator's overhead can come out slightly negative
+	}
 	slices.Sort(s)
 	q10, q50, q90 := quantile(s, 0.1), quantile(s, 0.5), quantile(s, 0.9)
 	const z90 = 1.2815516
 	lower, upper := q50-q10, q90-q50
 	switch {
-	case q90 <= q10:
-		d = cvatsim.Dist{Base: msDur(max(q50, 0))}
+	case q90 <= q10 || q50 <= 0:
+		d = cvatsim.Dist{Base: msDur(q50)}
 	case lower <= 0 || upper <= lower*1.02:
 		const sigma = 0.1
 		sd := (q90 - q10) / (2 * z90)

@@ -34,6 +34,13 @@ func Fit(s *Samples, base cvatsim.Profile, name string) (cvatsim.ProfileFile, er
 			return cvatsim.ProfileFile{}, err
 		}
 	}
+	for _, tf := range f.fits {
+		for _, v := range []float64{tf.Estimate, tf.Low, tf.High, tf.Residual} {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return cvatsim.ProfileFile{}, &Error{tf.Term, fmt.Errorf("the fit is not a number (%d samples)", tf.N)}
+			}
+		}
+	}
 	var fits []cvatsim.TermFit
 	for _, key := range cvatsim.TermKeys() {
 		if tf, ok := f.fits[key]; ok {

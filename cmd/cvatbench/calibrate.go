@@ -43,6 +43,7 @@ func calibrateCommand() *cli.Command {
 			&cli.StringFlag{Name: "webhook-listen", Value: strategies.DefaultWebhookListen, Usage: "webhook receiver listen address (as for run)"},
 			&cli.StringFlag{Name: "webhook-url", Usage: "URL the server delivers webhooks to; empty: from --webhook-listen"},
 			&cli.IntFlag{Name: "repeats", Value: d.Repeats, Usage: "creations per design point"},
+			&cli.DurationFlag{Name: "timeout", Value: d.Timeout, Usage: "per creation: a server that has not finished it by then fails the calibration"},
 			&cli.IntFlag{Name: "expected-workers", Value: d.ExpectedWorkers, Usage: "import workers expected; the concurrent phase runs twice as many creations at once"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the images (and of the embedded emulator)"},
 			&cli.StringFlag{Name: "from-samples", Usage: "fit the raw samples of an earlier calibration (FILE.samples.json) instead of measuring"},
@@ -59,7 +60,7 @@ func calibrateAction(c *cli.Context) error {
 		return usageError("calibrate: unexpected arguments %q", c.Args().Slice())
 	}
 	d := calibrate.DefaultDesign()
-	d.Repeats, d.ExpectedWorkers = c.Int("repeats"), c.Int("expected-workers")
+	d.Repeats, d.ExpectedWorkers, d.Timeout = c.Int("repeats"), c.Int("expected-workers"), c.Duration("timeout")
 	var problems []string
 	if err := d.Validate(); err != nil {
 		problems = append(problems, oneLine(err))

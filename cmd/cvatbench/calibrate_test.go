@@ -55,15 +55,23 @@ func TestCalibrateWritesAProfileRunAccepts(t *testing.T) {
 }
 
 func TestCalibrateFailureNamesTheTermAndWritesNothing(t *testing.T) {
+	// A server whose import queue never picks anything up.
+	stuck := cvatsim.Profile{Name: "stuck", PickUp: cvatsim.Dist{Base: time.Hour}}
+	var buf bytes.Buffer
+	if err := cvatsim.WriteProfile(&buf, cvatsim.ProfileFileOf(stuck, "")); err != nil {
+		t.Fatal(err)
+	}
+	prof := filepath.Join(t.TempDir(), "stuck.json")
+	if err := os.WriteFile(prof, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(t.TempDir(), "fitted.json")
-	// The instant emulator processes in no time: the concurrent phase has nothing to stretch.
-	code, _, stderr := cvatbench("calibrate", "--sim-profile", "instant", "--repeats", "3", "--out", out)
+	code, _, stderr := cvatbench("calibrate", "--sim-profile", prof, "--timeout", "300ms", "--out", out)
 	if code != exitRuntime {
 		t.Fatalf("exit %d, want %d: %s", code, exitRuntime, stderr)
 	}
-	last := lastLine(stderr)
-	if !strings.Contains(last, "cannot fit concurrency_stretch") {
-		t.Errorf("error line %q does not name the term", last)
+	if last := lastLine(stderr); !strings.Contains(last, "cannot fit pickup") || !strings.Contains(last, "not started within 300ms") {
+		t.Errorf("error line %q does not name the term and why", last)
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("a profile file was written: %v", err)

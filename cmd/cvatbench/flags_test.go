@@ -187,6 +187,7 @@ func flagsCases(dir, file, busy, reject string) []flagCase {
 		{name: "calibrate samples not JSON", cmd: "calibrate", flag: "from-samples", args: []string{"--from-samples", file}, code: exitUsage, want: "read samples"},
 		{name: "calibrate webhook listen port", cmd: "calibrate", flag: "webhook-listen", args: []string{"--webhook-listen", "127.0.0.1:99999"}, code: exitUsage, want: "99999"},
 		{name: "calibrate webhook url scheme", cmd: "calibrate", flag: "webhook-url", args: []string{"--webhook-url", "ftp://x/"}, code: exitUsage, want: "ftp://x/"},
+		{name: "calibrate zero timeout", cmd: "calibrate", flag: "timeout", args: []string{"--timeout", "0s"}, code: exitUsage, want: "timeout"},
 		{name: "calibrate seed not a number", cmd: "calibrate", flag: "seed", args: []string{"--seed", "x"}, code: exitUsage, want: "seed"},
 		{name: "unreachable server", cmd: "cleanup", flag: "", args: []string{"--url", u, "--token", "tok-Zz1", "--yes"}, code: exitRuntime, want: "connection refused"},
 
