@@ -166,3 +166,19 @@ func TestLoadProfileReadsFilesAndNames(t *testing.T) {
 		t.Fatal("absent file accepted")
 	}
 }
+
+// TestProfileFileDocCoversEveryTerm keeps docs/profile-file.md in step with the term table.
+func TestProfileFileDocCoversEveryTerm(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "profile-file.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range cvatsim.TermKeys() {
+		if !strings.Contains(string(doc), "| `"+key+"` |") {
+			t.Errorf("docs/profile-file.md has no row for term %q", key)
+		}
+	}
+	if !strings.Contains(string(doc), cvatsim.ProfileSchema) {
+		t.Errorf("docs/profile-file.md does not name the schema %s", cvatsim.ProfileSchema)
+	}
+}
