@@ -88,6 +88,13 @@ func TestRealServerCalibrate(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	t.Log(stdout)
+	if secret := srv.Password + srv.Token; secret != "" {
+		files, _ := os.ReadFile(out)
+		samples, _ := os.ReadFile(out + ".samples.json")
+		if strings.Contains(stdout+stderr+string(files)+string(samples), secret) {
+			t.Fatal("a credential is in calibrate's output or files")
+		}
+	}
 	pf := readProfile(t, out)
 	if pf.Server == nil || !strings.HasPrefix(pf.Server.Version, "2.") {
 		t.Errorf("server %+v", pf.Server)
