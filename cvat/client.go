@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -507,3 +508,14 @@ func escapeSegment(s string) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// IsLoopbackURL reports whether rawURL names a server on this host (localhost or a loopback address):
+// one that shares the local clock and can reach a receiver on 127.0.0.1.
+func IsLoopbackURL(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	return u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback())
+}

@@ -340,17 +340,15 @@ func (a *Adaptive) observeFinished(images int, rq cvat.Request) {
 // begin counts a trial and returns its prediction from a snapshot of the samples, and whether it reads the
 // request status: yes, unless the queue has been short next to the processing (and this is not a refresh).
 func (a *Adaptive) begin(images int) (*adaptiveModel, bool) {
+	m := a.model(images)
 	a.mu.Lock()
-	queue := slices.Clone(a.queue.vals)
-	proc := slices.Clone(a.proc.vals)
 	a.trials++
 	refresh := a.trials%adaptiveRefreshEvery == 0
 	a.mu.Unlock()
-	m := newAdaptiveModel(queue, proc, float64(max(images, 1)))
 	return m, refresh || !m.shortQueue()
 }
 
-// model returns the prediction for a trial of the given size (tests and benchmarks).
+// model returns the prediction for a trial of the given size from a snapshot of the samples.
 func (a *Adaptive) model(images int) *adaptiveModel {
 	a.mu.Lock()
 	queue := slices.Clone(a.queue.vals)

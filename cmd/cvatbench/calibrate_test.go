@@ -20,11 +20,17 @@ func tinyProfile(t *testing.T) string {
 	p := cvatsim.Profile{Name: "tiny", ImportWorkers: 2, APIRead: cvatsim.Dist{Base: ms}, APIWrite: cvatsim.Dist{Base: ms},
 		PickUp: cvatsim.Dist{Base: ms}, Processing: cvatsim.Dist{Base: 15 * ms, Median: 5 * ms, Sigma: 0.2}, PerJob: 200 * time.Microsecond,
 		JobsToCommit: cvatsim.Dist{Base: 10 * ms}, WebhookHop: ms, ConcurrencyStretch: 0.5}
+	return writeProfileFile(t, p)
+}
+
+// writeProfileFile writes p as a profile file in a temporary directory and returns its path.
+func writeProfileFile(t *testing.T, p cvatsim.Profile) string {
+	t.Helper()
 	var buf bytes.Buffer
 	if err := cvatsim.WriteProfile(&buf, cvatsim.ProfileFileOf(p, "")); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "tiny.json")
+	path := filepath.Join(t.TempDir(), p.Name+".json")
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -56,15 +62,7 @@ func TestCalibrateWritesAProfileRunAccepts(t *testing.T) {
 
 func TestCalibrateFailureNamesTheTermAndWritesNothing(t *testing.T) {
 	// A server whose import queue never picks anything up.
-	stuck := cvatsim.Profile{Name: "stuck", PickUp: cvatsim.Dist{Base: time.Hour}}
-	var buf bytes.Buffer
-	if err := cvatsim.WriteProfile(&buf, cvatsim.ProfileFileOf(stuck, "")); err != nil {
-		t.Fatal(err)
-	}
-	prof := filepath.Join(t.TempDir(), "stuck.json")
-	if err := os.WriteFile(prof, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	prof := writeProfileFile(t, cvatsim.Profile{Name: "stuck", PickUp: cvatsim.Dist{Base: time.Hour}})
 	out := filepath.Join(t.TempDir(), "fitted.json")
 	code, _, stderr := cvatbench("calibrate", "--sim-profile", prof, "--timeout", "300ms", "--out", out)
 	if code != exitRuntime {

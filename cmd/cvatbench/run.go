@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -312,12 +311,7 @@ func usePingClock(mode, target string) bool {
 	if mode != "auto" {
 		return mode == "ping"
 	}
-	u, err := url.Parse(target)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(u.Hostname())
-	return u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback())
+	return cvat.IsLoopbackURL(target)
 }
 
 // credentials reads --user, --password and --token (or their CVAT_* variables) for a command that talks to

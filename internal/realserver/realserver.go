@@ -4,8 +4,6 @@ package realserver
 
 import (
 	"context"
-	"net"
-	"net/url"
 	"os"
 	"testing"
 
@@ -60,11 +58,4 @@ func (s Server) Client(t testing.TB) *cvat.Client {
 }
 
 // SameHost reports whether the server runs on this machine (a loopback address): its clock is ours.
-func (s Server) SameHost() bool {
-	u, err := url.Parse(s.URL)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(u.Hostname())
-	return u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback())
-}
+func (s Server) SameHost() bool { return cvat.IsLoopbackURL(s.URL) }
