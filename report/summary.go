@@ -31,6 +31,8 @@ type Summary struct {
 	VisibleSources map[string]int `json:"visible_sources,omitempty"`
 	// OffsetMaxErrorMs is the largest ± bound of the clock-offset estimates (meta.json).
 	OffsetMaxErrorMs float64 `json:"offset_max_error_ms"`
+	// Server names what the numbers were measured on: "emulator profile cvat-default", "CVAT 2.73.0 at URL".
+	Server string `json:"server,omitempty"`
 }
 
 // Row summarises the trials of one strategy (and image quality).
@@ -119,7 +121,7 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 	}
 	s := &Summary{
 		RunID: run.Meta.RunID, Percentiles: slices.Clone(percentiles), Sweep: len(qualities) > 1,
-		VisibleSources: map[string]int{}, OffsetMaxErrorMs: run.Meta.ClockOffset.MaxErrorMs,
+		VisibleSources: map[string]int{}, OffsetMaxErrorMs: run.Meta.ClockOffset.MaxErrorMs, Server: serverName(run.Meta),
 	}
 	order := map[string]int{}
 	for i, name := range run.Meta.Config.Strategies {
@@ -216,3 +218,17 @@ func latency(h *hdrhistogram.Histogram, ps []float64, overflow int) Latency {
 }
 
 func nsToMs(ns int64) float64 { return float64(ns) / float64(time.Millisecond) }
+
+// serverName says what a run measured: the emulator and its profile, or the server's version and address.
+func serverName(m bench.Meta) string {
+	switch {
+	case m.Target == "embedded" && m.EmulatorProfile != "":
+		return "emulator profile " + m.EmulatorProfile
+	case m.Target == "embedded":
+		return "emulator"
+	case m.ServerVersion != "":
+		return "CVAT " + m.ServerVersion + " at " + m.Target
+	default:
+		return m.Target
+	}
+}

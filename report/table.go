@@ -167,6 +167,9 @@ func footer(w io.Writer, s *Summary, markdown bool) error {
 	case s.VisibleSources["emulator"] > 0:
 		fmt.Fprintf(&b, "detect_*: jobs-visible time from the emulator's ground truth; numbers describe the emulator profile, not a real CVAT\n")
 	}
+	if s.Server != "" {
+		fmt.Fprintf(&b, "measured on: %s\n", s.Server)
+	}
 	notes := b.String()
 	if markdown && notes != "" {
 		notes = "\n- " + strings.ReplaceAll(strings.TrimSuffix(notes, "\n"), "\n", "\n- ") + "\n"

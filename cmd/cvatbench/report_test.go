@@ -70,6 +70,9 @@ func TestReportReproducesRunOutput(t *testing.T) {
 	if code != exitOK || again != table {
 		t.Fatalf("report exit %d (%s); differs from run's output:\n%s\nvs\n%s", code, stderr, again, table)
 	}
+	if !strings.Contains(table, "measured on: emulator profile instant\n") {
+		t.Errorf("the table does not name what it measured:\n%s", table)
+	}
 	for _, format := range []string{"markdown", "csv", "json"} {
 		t.Run(format, func(t *testing.T) {
 			code, got, stderr := cvatbench("report", "--format", format, "--percentiles", "50,99.9", dirs[0])
