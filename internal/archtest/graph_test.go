@@ -14,7 +14,8 @@ const module = "github.com/cvatbench/cvatbench"
 // allowed lists, per package, the project packages it may import.
 var allowed = map[string][]string{
 	"cmd/cvatbench":        {"bench", "bench/prom", "bench/calibrate", "strategies", "report", "cvat", "cvatsim"},
-	"bench":                {"strategies", "cvat"},
+	"bench":                {"strategies", "cvat", "bench/fidelity"},
+	"bench/fidelity":       {},
 	"bench/prom":           {"bench", "cvat"},
 	"bench/calibrate":      {"bench", "cvat", "cvatsim"},
 	"strategies":           {"cvat"},
