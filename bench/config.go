@@ -87,6 +87,7 @@ type Config struct {
 	SimProfile       string        // emulator profile when Target is ""
 	SimFaults        string        // emulator fault spec (cvatsim.ParseFaults, canonical form), "" for none
 	SimStaticCache   bool          // emulator: CVAT_ALLOW_STATIC_CACHE, so use_cache=false tasks encode chunks at creation
+	Chunks           string        // chunk probe after each trial: ChunksFirst, ChunksAll, ChunksNone; "": ChunkMode decides
 	OutDir           string        // results go to OutDir/<run-id>/
 
 	// Strategy knobs, passed to strategies.New.
@@ -136,6 +137,30 @@ func DefaultConfig() Config {
 // Trials is the number of trials the config schedules.
 func (c Config) Trials() int {
 	return len(c.Strategies) * len(c.ImageQualities) * c.TasksPerStrategy
+}
+
+// Chunk probe modes (Config.Chunks): what the runner reads of a trial's compressed chunks once its jobs are
+// known, outside the strategy's wait (chunkprobe.go).
+const (
+	ChunksNone  = "none"  // nothing
+	ChunksFirst = "first" // chunk 0 of the first job, cold then warm
+	ChunksAll   = "all"   // every chunk of every job once, and chunk 0 of the first job warm
+)
+
+// ChunkModes lists the accepted values of Config.Chunks besides "".
+var ChunkModes = []string{ChunksFirst, ChunksAll, ChunksNone}
+
+// ChunkMode is Config.Chunks with "" resolved: the first chunk in an image-quality sweep, where what a quality
+// does to the chunks is the question, nothing otherwise.
+func (c Config) ChunkMode() string {
+	switch {
+	case c.Chunks != "":
+		return c.Chunks
+	case len(c.ImageQualities) > 1:
+		return ChunksFirst
+	default:
+		return ChunksNone
+	}
 }
 
 // Params returns the strategy parameters of c.
@@ -228,6 +253,9 @@ func (c Config) Validate() error {
 	if c.SegmentSize < 0 {
 		bad("segment size %d must not be negative", c.SegmentSize)
 	}
+	if c.Chunks != "" && !slices.Contains(ChunkModes, c.Chunks) {
+		bad("chunks %q is not one of %s", c.Chunks, strings.Join(ChunkModes, ", "))
+	}
 	switch {
 	case c.Timeout <= 0:
 		bad("timeout %v must be positive", c.Timeout)
@@ -304,6 +332,7 @@ type configJSON struct {
 	SimProfile       string   `json:"sim_profile,omitempty"`
 	SimFaults        string   `json:"sim_faults,omitempty"`
 	SimStaticCache   bool     `json:"sim_static_cache,omitempty"`
+	Chunks           string   `json:"chunks"`
 	OutDir           string   `json:"out_dir"`
 	PollIntervalMs   float64  `json:"poll_interval_ms"`
 	SDKPeriodMs      float64  `json:"sdk_period_ms"`
@@ -328,7 +357,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		RatePerS: c.Rate, Images: c.Images, ImageSize: c.ImageSize, ImageFormat: c.ImageFormat,
 		ImagesDir: c.ImagesDir, ImageQualities: c.ImageQualities, SegmentSize: c.SegmentSize, Seed: c.Seed,
 		TimeoutMs: ms(c.Timeout), UploadMode: c.UploadMode, Org: c.Org, Target: c.Target,
-		SimProfile: c.SimProfile, SimFaults: c.SimFaults, SimStaticCache: c.SimStaticCache, OutDir: c.OutDir, PollIntervalMs: ms(c.PollInterval),
+		SimProfile: c.SimProfile, SimFaults: c.SimFaults, SimStaticCache: c.SimStaticCache, Chunks: c.ChunkMode(), OutDir: c.OutDir, PollIntervalMs: ms(c.PollInterval),
 		SDKPeriodMs: ms(c.SDKPeriod), CLIPeriodMs: ms(c.CLIPeriod), BackoffInitialMs: ms(c.BackoffInitial),
 		BackoffMaxMs: ms(c.BackoffMax), BackoffFactor: c.BackoffFactor, BackoffJitter: c.BackoffJitter,
 		SafetyPollMs: ms(c.SafetyPoll), WebhookListen: c.WebhookListen, WebhookURL: c.WebhookURL,
@@ -346,7 +375,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		Rate: j.RatePerS, Images: j.Images, ImageSize: j.ImageSize, ImageFormat: j.ImageFormat,
 		ImagesDir: j.ImagesDir, ImageQualities: j.ImageQualities, SegmentSize: j.SegmentSize, Seed: j.Seed,
 		Timeout: fromMs(j.TimeoutMs), UploadMode: j.UploadMode, Org: j.Org, Target: j.Target,
-		SimProfile: j.SimProfile, SimFaults: j.SimFaults, SimStaticCache: j.SimStaticCache, OutDir: j.OutDir, PollInterval: fromMs(j.PollIntervalMs),
+		SimProfile: j.SimProfile, SimFaults: j.SimFaults, SimStaticCache: j.SimStaticCache, Chunks: j.Chunks, OutDir: j.OutDir, PollInterval: fromMs(j.PollIntervalMs),
 		SDKPeriod: fromMs(j.SDKPeriodMs), CLIPeriod: fromMs(j.CLIPeriodMs),
 		BackoffInitial: fromMs(j.BackoffInitialMs), BackoffMax: fromMs(j.BackoffMaxMs),
 		BackoffFactor: j.BackoffFactor, BackoffJitter: j.BackoffJitter, SafetyPoll: fromMs(j.SafetyPollMs),

@@ -54,11 +54,24 @@ type fakeAPI struct {
 	deletedTasks   []int
 	deletedProject []int
 	failUpload     bool
+	uploads        map[int]fakeUpload                                  // task -> what was uploaded
+	chunkFault     func(jobID, index int, data []byte) ([]byte, error) // rewrites JobChunk's answer
+	chunkReads     int
 }
+
+// fakeUpload is what a task was given: its frames in upload order and the image quality.
+type fakeUpload struct {
+	files   []cvat.File
+	quality int
+}
+
+// fakeChunkSize is the chunk size of the fake's jobs, which hold 2 frames each.
+const fakeChunkSize = 2
 
 func newFakeAPI(clk *fakeClock) *fakeAPI {
 	return &fakeAPI{clk: clk, offset: 3 * time.Second, nextID: 100, projects: map[int]cvat.Project{},
-		tasks: map[int]cvat.Task{}, requests: map[string]cvat.Request{}, jobs: map[int][]int{}}
+		tasks: map[int]cvat.Task{}, requests: map[string]cvat.Request{}, jobs: map[int][]int{},
+		uploads: map[int]fakeUpload{}}
 }
 
 var _ bench.API = (*fakeAPI)(nil)
@@ -136,7 +149,8 @@ func (f *fakeAPI) UploadData(ctx context.Context, taskID int, spec cvat.DataSpec
 	defer f.mu.Unlock()
 	f.requests[rq] = cvat.Request{ID: rq, Status: cvat.StatusFinished, CreatedDate: created,
 		StartedDate: &started, FinishedDate: &finished}
-	n := (len(files) + 1) / 2
+	f.uploads[taskID] = fakeUpload{files: files, quality: spec.ImageQuality}
+	n := (len(files) + fakeChunkSize - 1) / fakeChunkSize
 	for range n {
 		f.jobs[taskID] = append(f.jobs[taskID], f.id())
 	}
@@ -157,8 +171,11 @@ func (f *fakeAPI) ListJobs(_ context.Context, q cvat.JobsQuery) (cvat.JobPage, e
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var p cvat.JobPage
-	for _, id := range f.jobs[q.TaskID] {
-		p.Results = append(p.Results, cvat.Job{ID: id, TaskID: q.TaskID})
+	frames := len(f.uploads[q.TaskID].files)
+	for k, id := range f.jobs[q.TaskID] {
+		size := fakeChunkSize
+		p.Results = append(p.Results, cvat.Job{ID: id, TaskID: q.TaskID, Type: "annotation",
+			StartFrame: k * fakeChunkSize, StopFrame: min((k+1)*fakeChunkSize, frames) - 1, DataChunkSize: &size})
 	}
 	p.Count = len(p.Results)
 	return p, nil

@@ -67,6 +67,8 @@ type TrialRecord struct {
 	ServerProcessingMs *float64       `json:"server_processing_ms,omitempty"` // request finished - started (server clock)
 	Requests           int            `json:"requests"`                       // HTTP attempts while waiting (retries count)
 	RequestsByEndpoint map[string]int `json:"requests_by_endpoint,omitempty"` // "GET /api/jobs 200" -> n
+	// What the runner read of the compressed chunks after the wait (Config.Chunks); nil when it did not probe.
+	Chunks *ChunkProbe `json:"chunks,omitempty"`
 }
 
 // Observer receives live events from the runner (e.g. Prometheus metrics). Called concurrently.

@@ -195,6 +195,7 @@ type Runner struct {
 	clockProject  int
 	clockErr      string // why the ping exchange did not work
 	strats        map[string]strategies.Strategy
+	originals     *originalLumas // the workload's luma planes, for the chunk probe
 
 	mu       sync.Mutex
 	tasks    []int                 // created in this run, in creation order
@@ -230,6 +231,8 @@ func New(cfg Config, opts ...Option) (*Runner, error) {
 	}
 	if r.api == nil {
 		errs = append(errs, errors.New("no cvat client given"))
+	} else if _, ok := r.api.(ChunkAPI); !ok && cfg.ChunkMode() != ChunksNone {
+		errs = append(errs, fmt.Errorf("chunks %q needs a client that reads chunks (JobChunk)", cfg.ChunkMode()))
 	}
 	for _, name := range cfg.Strategies {
 		s, ok := r.strats[name]
@@ -286,6 +289,7 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
+	r.originals = newOriginalLumas(files)
 	// The server must answer and accept the credentials before anything is written or created: a wrong URL
 	// or token fails fast and leaves nothing behind.
 	about, err := r.checkServer(ctx)
@@ -738,6 +742,7 @@ func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, 
 		rec.JobsObtainedAt = timePtr(obtained)
 	}
 	r.complete(runCtx, &rec, out.Request, rqID, &window)
+	r.probeChunks(runCtx, &rec, r.originals)
 	return rec
 }
 

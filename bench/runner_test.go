@@ -311,6 +311,7 @@ func TestResultsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Chunks = cfg.ChunkMode() // meta.json names the mode the run used
 	if diff := cmp.Diff(cfg, run.Meta.Config); diff != "" {
 		t.Errorf("meta config (-want +got):\n%s", diff)
 	}
