@@ -205,8 +205,14 @@ func JSON(s *Summary) Reporter {
 			put(false, "sweep", s.Sweep),
 			put(false, "visible_sources", s.VisibleSources),
 			put(false, "offset_max_error_ms", s.OffsetMaxErrorMs),
+			put(false, "server", s.Server),
 		); err != nil {
 			return err
+		}
+		if s.Quality != nil {
+			if err := put(false, "quality", s.Quality); err != nil {
+				return err
+			}
 		}
 		b.WriteString(`,"rows":[`)
 		for i, row := range s.Rows {

@@ -33,6 +33,8 @@ type Summary struct {
 	OffsetMaxErrorMs float64 `json:"offset_max_error_ms"`
 	// Server names what the numbers were measured on: "emulator profile cvat-default", "CVAT 2.73.0 at URL".
 	Server string `json:"server,omitempty"`
+	// Quality is what the chunk probes measured, per image quality; nil when the run did not probe.
+	Quality *QualitySummary `json:"quality,omitempty"`
 }
 
 // Row summarises the trials of one strategy (and image quality).
@@ -158,6 +160,7 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 	if len(s.VisibleSources) == 0 {
 		s.VisibleSources = nil
 	}
+	s.Quality = summarizeQuality(run)
 	return s, nil
 }
 

@@ -47,6 +47,9 @@ func Table(s *Summary, markdown bool) Reporter {
 				return err
 			}
 		}
+		if err := qualityTable(w, s, markdown); err != nil {
+			return err
+		}
 		return footer(w, s, markdown)
 	}
 }

@@ -111,6 +111,10 @@ func flagsCases(dir, file, busy, reject string) []flagCase {
 		{name: "images dir without images", cmd: "run", flag: "images-dir", args: []string{"--images-dir", dir, "--sim-profile", "instant", "--strategies", "poll", "--tasks", "1", "--concurrency", "1"}, code: exitRuntime, want: "images dir"},
 		{name: "image quality above 100", cmd: "run", flag: "image-quality", args: []string{"--image-quality", "101"}, code: exitUsage, want: "101"},
 		{name: "image quality not a number", cmd: "run", flag: "image-quality", args: []string{"--image-quality", "high"}, code: exitUsage, want: "image-quality"},
+		{name: "chunks mode unknown", cmd: "run", flag: "chunks", args: []string{"--chunks", "some"}, code: exitUsage, want: `chunks "some" is not one of first, all, none`},
+		{name: "quality target SSIM above 1", cmd: "run", flag: "quality-target", args: []string{"--quality-target", "ssim>=1.5"}, code: exitUsage, want: "SSIM lies in [-1, 1]"},
+		{name: "quality target unknown metric", cmd: "run", flag: "quality-target", args: []string{"--quality-target", "vmaf>=90"}, code: exitUsage, want: "not ssim or psnr"},
+		{name: "quality target without the probe", cmd: "run", flag: "quality-target", args: []string{"--quality-target", "psnr>=40", "--chunks", "none"}, code: exitUsage, want: "--chunks none"},
 		{name: "negative segment size", cmd: "run", flag: "segment-size", args: []string{"--segment-size", "-1"}, code: exitUsage, want: "segment size -1"},
 		{name: "upload mode upper case", cmd: "run", flag: "upload-mode", args: []string{"--upload-mode", "TUS"}, code: exitUsage, want: `"TUS"`},
 		{name: "seed not a number", cmd: "run", flag: "seed", args: []string{"--seed", "x"}, code: exitUsage, want: "-seed"},
@@ -192,6 +196,8 @@ func flagsCases(dir, file, busy, reject string) []flagCase {
 		{name: "unreachable server", cmd: "cleanup", flag: "", args: []string{"--url", u, "--token", "tok-Zz1", "--yes"}, code: exitRuntime, want: "connection refused"},
 
 		// report and compare.
+		{name: "quality target with a bad comparison", cmd: "report", flag: "quality-target", args: []string{"--quality-target", "ssim<=0.9", dir}, code: exitUsage, want: "the comparison is not >= or >"},
+		{name: "quality target on a run without chunk probes", cmd: "report", flag: "quality-target", args: []string{"--quality-target", "ssim>=0.9", dir}, code: exitUsage, want: "read no chunks"},
 		{name: "plots not a bool", cmd: "report", flag: "plots", args: []string{"--plots=maybe", dir}, code: exitUsage, want: "plots"},
 		{name: "html not a bool", cmd: "report", flag: "html", args: []string{"--html=maybe", dir}, code: exitUsage, want: "html"},
 		{name: "missing directory", cmd: "report", flag: "", args: []string{filepath.Join(dir, "nope")}, code: exitRuntime, want: "nope"},

@@ -19,6 +19,24 @@ func sloFlag() cli.Flag {
 		"requests per trial); < or <=. A breach exits 4 after the table"}
 }
 
+// qualityTargetFlag is shared by run and report.
+func qualityTargetFlag() cli.Flag {
+	return &cli.StringFlag{Name: "quality-target", Usage: "fidelity floor `ssim>=V|psnr>=DB` every scored frame must reach: " +
+		"prints the lowest image quality of the sweep that meets it and its saving in bytes against the highest; none: exit 4"}
+}
+
+// parseQualityTarget reads --quality-target; nil when it is not given.
+func parseQualityTarget(c *cli.Context, cmd string) (*report.QualityTarget, error) {
+	if !c.IsSet("quality-target") {
+		return nil, nil
+	}
+	t, err := report.ParseQualityTarget(c.String("quality-target"))
+	if err != nil {
+		return nil, usageError("%s: --%v", cmd, err)
+	}
+	return &t, nil
+}
+
 func reportCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "report",
@@ -32,6 +50,7 @@ func reportCommand() *cli.Command {
 			&cli.Float64SliceFlag{Name: "percentiles", Value: cli.NewFloat64Slice(report.DefaultPercentiles...),
 				Usage: "end-to-end percentiles in (0, 100], e.g. 50,90,99,99.9"},
 			sloFlag(),
+			qualityTargetFlag(),
 			&cli.BoolFlag{Name: "plots", Usage: "write percentile, frontier and (sweeps) quality plots to DIR/plots/ as SVG and PNG"},
 			&cli.BoolFlag{Name: "html", Usage: "write DIR/report.html: tables, run facts and plots in one file"},
 			&cli.BoolFlag{Name: "merge", Usage: "merge the runs given as arguments into one results directory"},
@@ -68,6 +87,10 @@ func reportAction(c *cli.Context) error {
 	if err != nil {
 		return usageError("report: %s", oneLine(err))
 	}
+	target, err := parseQualityTarget(c, "report")
+	if err != nil {
+		return err
+	}
 
 	var run *report.Run
 	if merge {
@@ -80,6 +103,9 @@ func reportAction(c *cli.Context) error {
 	}
 	if err := report.CheckSLOStrategies(slos, report.RunStrategies(run)); err != nil {
 		return usageError("report: %s", oneLine(err))
+	}
+	if target != nil && !report.HasChunkProbes(run) {
+		return usageError("report: --quality-target: %s: %v", run.Dir, report.ErrNoChunkProbes)
 	}
 	if c.Bool("plots") {
 		paths, err := report.WritePlots(run, run.Dir)
@@ -97,27 +123,44 @@ func reportAction(c *cli.Context) error {
 		}
 		fmt.Fprintf(c.App.ErrWriter, "wrote %s\n", path)
 	}
-	return printRun(c.App.Writer, c.App.ErrWriter, run, opts, slos)
+	return printRun(c.App.Writer, c.App.ErrWriter, run, opts, slos, target)
 }
 
 // printRun is the one way a run reaches stdout, for `run` and `report` alike: the rendering, then the SLO
-// verdicts on stderr (stdout stays a clean table, CSV or JSON). A breach is exit code 4.
-func printRun(stdout, stderr io.Writer, run *report.Run, opts report.Options, slos []report.SLO) error {
-	if _, err := report.Render(stdout, run, opts); err != nil {
-		return err
-	}
-	if len(slos) == 0 {
-		return nil
-	}
-	results, err := report.EvaluateSLOs(run, slos)
+// and quality-target verdicts on stderr (stdout stays a clean table, CSV or JSON). A breach of either is exit
+// code 4.
+func printRun(stdout, stderr io.Writer, run *report.Run, opts report.Options, slos []report.SLO, target *report.QualityTarget) error {
+	sum, err := report.Render(stdout, run, opts)
 	if err != nil {
-		return usageError("%s", oneLine(err))
-	}
-	if err := report.SLOReport(results)(stderr); err != nil {
 		return err
 	}
-	if failed := report.Failed(results); len(failed) > 0 {
-		return cli.Exit(fmt.Sprintf("%d of %d SLO checks failed", len(failed), len(results)), exitThreshold)
+	var breaches []string
+	if len(slos) > 0 {
+		results, err := report.EvaluateSLOs(run, slos)
+		if err != nil {
+			return usageError("%s", oneLine(err))
+		}
+		if err := report.SLOReport(results)(stderr); err != nil {
+			return err
+		}
+		if failed := report.Failed(results); len(failed) > 0 {
+			breaches = append(breaches, fmt.Sprintf("%d of %d SLO checks failed", len(failed), len(results)))
+		}
+	}
+	if target != nil {
+		v, err := report.EvaluateQualityTarget(sum.Quality, *target)
+		if err != nil {
+			return fmt.Errorf("quality target: %w", err)
+		}
+		if err := report.WriteQualityVerdict(stderr, v); err != nil {
+			return err
+		}
+		if !v.Met {
+			breaches = append(breaches, "quality target "+target.String()+" not met")
+		}
+	}
+	if len(breaches) > 0 {
+		return cli.Exit(strings.Join(breaches, "; "), exitThreshold)
 	}
 	return nil
 }

@@ -48,6 +48,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "images-dir", Usage: "upload these images (sorted by name) instead of generated ones"},
 			&cli.IntSliceFlag{Name: "image-quality", Value: cli.NewIntSlice(d.ImageQualities...), Usage: "image_quality; several values make a sweep"},
 			&cli.IntFlag{Name: "segment-size", Value: d.SegmentSize, Usage: "frames per job; 0: one job"},
+			&cli.StringFlag{Name: "chunks", Usage: "after each trial, outside its wait, read compressed chunks and score them against the originals: first (chunk 0 of the first job, cold then warm), all (every chunk), none; default: first in an --image-quality sweep or with --quality-target, else none"},
 			&cli.StringFlag{Name: "upload-mode", Value: d.UploadMode, Usage: "single, sdk or tus"},
 			&cli.Int64Flag{Name: "seed", Value: d.Seed, Usage: "seed of the schedule, images and jitter"},
 			&cli.DurationFlag{Name: "timeout", Value: d.Timeout, Usage: "per trial: create, upload and wait"},
@@ -63,6 +64,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "webhook-listen", Value: d.WebhookListen, Usage: "webhook receiver listen address"},
 			&cli.StringFlag{Name: "webhook-url", Value: d.WebhookURL, Usage: "URL CVAT delivers webhooks to; empty: from --webhook-listen"},
 			sloFlag(), // report's thresholds, checked against the saved run (see report.go)
+			qualityTargetFlag(),
 		}, metricsFlags()...),
 		Action: runAction,
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
@@ -84,6 +86,7 @@ func runConfig(c *cli.Context) bench.Config {
 		ImagesDir:        c.String("images-dir"),
 		ImageQualities:   c.IntSlice("image-quality"),
 		SegmentSize:      c.Int("segment-size"),
+		Chunks:           c.String("chunks"),
 		Seed:             c.Int64("seed"),
 		Timeout:          c.Duration("timeout"),
 		UploadMode:       c.String("upload-mode"),
@@ -141,8 +144,18 @@ func runAction(c *cli.Context) error {
 			urlErr = errors.New(p)
 		}
 	}
+	target, err := parseQualityTarget(c, "run")
+	if err != nil {
+		return err
+	}
+	if target != nil && !c.IsSet("chunks") {
+		cfg.Chunks = bench.ChunksFirst // a quality target is checked against the chunks
+	}
 	if err := errors.Join(urlErr, cfg.Validate(), sloErr); err != nil {
 		return usageError("run: %s", oneLine(err))
+	}
+	if target != nil && cfg.ChunkMode() == bench.ChunksNone {
+		return usageError("run: --quality-target needs the chunk probe, which --chunks none turns off")
 	}
 	if c.IsSet("sim-static-cache") && cfg.Target != "" {
 		return usageError("run: --sim-static-cache needs the embedded emulator (no --url)")
@@ -240,7 +253,7 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return errors.Join(runErr, err)
 	}
-	thresholdErr := printRun(c.App.Writer, c.App.ErrWriter, saved, report.Options{}, slos)
+	thresholdErr := printRun(c.App.Writer, c.App.ErrWriter, saved, report.Options{}, slos, target)
 	failedSLOs := 0
 	if results, err := report.EvaluateSLOs(saved, slos); err == nil {
 		failedSLOs = len(report.Failed(results))
