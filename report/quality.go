@@ -29,12 +29,12 @@ type QualityRow struct {
 	Frames       int `json:"frames"`       // frames scored
 	// Bytes of the compressed chunks over the frames they held: the median of the per-trial ratio, and the
 	// ratio of the totals (what --quality-target's saving compares).
-	BytesPerFrameP50  *float64 `json:"bytes_per_frame_p50"`
-	BytesPerFrameMean *float64 `json:"bytes_per_frame_mean"`
-	ColdP50Ms         *float64 `json:"cold_p50_ms"`
-	ColdP90Ms         *float64 `json:"cold_p90_ms"`
-	WarmP50Ms         *float64 `json:"warm_p50_ms"`
-	WarmP90Ms         *float64 `json:"warm_p90_ms"`
+	BytesPerFrameP50  *float64  `json:"bytes_per_frame_p50"`
+	BytesPerFrameMean *float64  `json:"bytes_per_frame_mean"`
+	ColdP50Ms         *float64  `json:"cold_p50_ms"`
+	ColdP90Ms         *float64  `json:"cold_p90_ms"`
+	WarmP50Ms         *float64  `json:"warm_p50_ms"`
+	WarmP90Ms         *float64  `json:"warm_p90_ms"`
 	PSNRP50           *Decibels `json:"psnr_p50_db"`
 	PSNRWorst         *Decibels `json:"psnr_worst_db"`
 	SSIMP50           *float64  `json:"ssim_p50"`
