@@ -6,8 +6,10 @@ DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 BIN      := bin/cvatbench
 PYTHON   ?= .venv/bin/python
+# Freely licensed photographs for image_quality sweeps, fetched once by `make photos` (scripts/photos.sh).
+PHOTOS   ?= $(HOME)/.cache/cvatbench/photos-skimage-0.25.2
 
-.PHONY: build run test gotest conformance bench lint fuzz fuzz-ci soak clean venv replica
+.PHONY: build run test gotest conformance bench lint fuzz fuzz-ci soak clean venv replica photos
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cvatbench
@@ -16,10 +18,14 @@ build:
 run: build
 	./$(BIN) run
 
-test: build lint gotest conformance
+test: build lint photos gotest conformance
 
 gotest:
-	$(GO) test -race -count=1 -timeout 6m ./...
+	CVATBENCH_PHOTOS=$(PHOTOS) $(GO) test -race -count=1 -timeout 6m ./...
+
+# The sweep test and the README's sweep use these; the first call downloads 15 MB from PyPI.
+photos:
+	@scripts/photos.sh $(PHOTOS) >/dev/null
 
 conformance: build
 	@if [ -x "$(PYTHON)" ]; then \

@@ -18,7 +18,7 @@ func probeConfig(t *testing.T) bench.Config {
 	cfg.Strategies = []string{"poll"}
 	cfg.Concurrency = 1 // one trial at a time: the fake clock's readings within a trial are then deterministic
 	cfg.TasksPerStrategy = 2
-	cfg.Images = 3
+	cfg.Images = 4 // 2 jobs of 2 frames: the probe reads the second job's chunk 0
 	cfg.ImageSize = "64x48"
 	cfg.ImageQualities = []int{20, 95}
 	return cfg

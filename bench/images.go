@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/cvatbench/cvatbench/cvat"
 )
@@ -58,9 +59,10 @@ func GenerateImages(n, w, h int, format string, seed int64) ([]cvat.File, error)
 	return files, nil
 }
 
-// ReadImagesDir reads the regular files of dir in name order and returns the first n (all if n is 0). Every
-// file must decode as an image (JPEG, PNG or GIF header); anything else is an error rather than skipped, so a
-// stray file cannot silently change the workload.
+// ReadImagesDir reads the regular files of dir in name order and returns the first n (all if n is 0). Hidden
+// files (".name": .DS_Store, the photo cache's .LICENSES.txt) are skipped; every other file must decode as an
+// image (JPEG, PNG or GIF header), and anything else is an error rather than skipped, so a stray file cannot
+// silently change the workload.
 func ReadImagesDir(dir string, n int) ([]cvat.File, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -68,7 +70,7 @@ func ReadImagesDir(dir string, n int) ([]cvat.File, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if e.Type().IsRegular() {
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
 			names = append(names, e.Name())
 		}
 	}

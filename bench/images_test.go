@@ -68,6 +68,8 @@ func TestReadImagesDir(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(good, "sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	write(good, ".LICENSES.txt", []byte("CC0")) // hidden: skipped, as the photo cache needs
+	write(good, ".DS_Store", []byte{0, 0, 0, 1})
 	bad := t.TempDir()
 	write(bad, "a.png", imgs[0].Data)
 	write(bad, "notes.txt", []byte("hello"))

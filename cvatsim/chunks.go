@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"hash/crc32"
-	"image"
-	"image/jpeg"
 	"net/http"
 	"strconv"
 	"sync"
@@ -37,7 +35,7 @@ func jobChunkFrames(j *job, chunkSize, index int) (first, last int) {
 
 // buildChunk zips the frames [first, last]: JPEG at quality for compressed
 // chunks, the source bytes for original ones.
-func buildChunk(frames []frame, first, last int, compressed bool, quality int) ([]byte, error) {
+func (s *Server) buildChunk(frames []frame, first, last int, compressed bool, quality int) ([]byte, error) {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for i := first; i <= last; i++ {
@@ -46,15 +44,10 @@ func buildChunk(frames []frame, first, last int, compressed bool, quality int) (
 		data := f.data
 		if compressed {
 			name = fmt.Sprintf("%06d.jpeg", i-first)
-			img, _, err := image.Decode(bytes.NewReader(f.data))
-			if err != nil {
-				return nil, fmt.Errorf("decode %s: %w", f.name, err)
-			}
-			var jb bytes.Buffer
-			if err := jpeg.Encode(&jb, img, &jpeg.Options{Quality: quality}); err != nil {
+			var err error
+			if data, err = s.jpegs.encode(f.data, quality); err != nil {
 				return nil, fmt.Errorf("encode %s: %w", f.name, err)
 			}
-			data = jb.Bytes()
 		}
 		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
 		if err != nil {
@@ -92,7 +85,7 @@ func (s *Server) buildStaticChunks(rq *request, frames []frame, segs []segment, 
 		for i := 0; i < n; i++ {
 			first, last := jobChunkFrames(j, chunkSize, i)
 			for q, comp := range []bool{true, false} {
-				data, err := buildChunk(frames, first, last, comp, quality)
+				data, err := s.buildChunk(frames, first, last, comp, quality)
 				if err != nil {
 					return nil, fmt.Errorf("%s", validationMsg("Failed to create a chunk: "+err.Error()))
 				}
@@ -107,6 +100,19 @@ func (s *Server) buildStaticChunks(rq *request, frames []frame, segs []segment, 
 		}
 	}
 	return out, nil
+}
+
+// previewChunkLocked caches chunk 0 of a task's first job as CVAT's task preview leaves it (the preview reads
+// frame 0 of that compressed chunk during creation), so its first read is warm. The bytes are encoded in the
+// background, off the read's path, as they were on the real server before the read.
+func (s *Server) previewChunkLocked(taskID, jobID int, frames []frame, sg segment, chunkSize, quality int) {
+	e := &chunkEntry{}
+	s.chunks[chunkKey{task: taskID, job: jobID, index: 0, compressed: true}] = e
+	first, last := jobChunkFrames(&job{start: sg.start, stop: sg.stop}, chunkSize, 0)
+	go e.once.Do(func() {
+		e.data, e.err = s.buildChunk(frames, first, last, true, quality)
+		e.built = s.now()
+	})
 }
 
 // storeLocked puts the chunks of segment si in the cache under a job id.
@@ -151,12 +157,8 @@ func (s *Server) handleJobData(c *call) {
 		data := frames[n].data
 		ct := "image/" + frames[n].ext
 		if compressed {
-			img, _, err := image.Decode(bytes.NewReader(data))
-			if err == nil {
-				var jb bytes.Buffer
-				if jpeg.Encode(&jb, img, &jpeg.Options{Quality: quality}) == nil {
-					data, ct = jb.Bytes(), "image/jpeg"
-				}
+			if jb, err := s.jpegs.encode(data, quality); err == nil {
+				data, ct = jb, "image/jpeg"
 			}
 		}
 		c.w.Header().Set("Content-Type", ct)
@@ -194,21 +196,29 @@ func (s *Server) handleJobData(c *call) {
 	}
 	s.mu.Unlock()
 	first, last := jobChunkFrames(j, chunkSize, index)
+	var encoded time.Duration // what this read spent really encoding the chunk
 	e.once.Do(func() {
-		e.data, e.err = buildChunk(frames, first, last, compressed, quality)
+		start := s.now()
+		e.data, e.err = s.buildChunk(frames, first, last, compressed, quality)
 		e.built = s.now()
+		encoded = e.built.Sub(start)
 	})
 	if e.err != nil {
 		c.json(http.StatusInternalServerError, obj{{"detail", "chunk build failed"}})
 		return
 	}
 	if fresh && compressed && !static {
-		// The API process polls the build every ChunkPollStep (API.md §7.2).
-		build := s.prof.ChunkFirstReadPerImage * timeMul(last-first+1)
+		// The API process polls the build every ChunkPollStep (API.md §7.2). The encoder's work scales with
+		// pixels: the term is per 640×480 frame. The emulator's own encoding, already spent, counts toward it.
+		var pixels float64
+		for i := first; i <= last; i++ {
+			pixels += float64(frames[i].w * frames[i].h)
+		}
+		build := max(time.Duration(float64(s.prof.ChunkFirstReadPerImage)*pixels/(640*480)), encoded)
 		if step := s.prof.ChunkPollStep; step > 0 && build > 0 {
 			build = (build + step - 1) / step * step
 		}
-		c.post += build
+		c.post += max(build-encoded, 0)
 	}
 	h := c.w.Header()
 	h.Set("Content-Type", "application/zip")

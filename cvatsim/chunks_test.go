@@ -86,28 +86,46 @@ func keys(m map[string][]byte) []string {
 	return out
 }
 
+// The first read of a chunk waits for its build: ChunkFirstReadPerImage per 640×480 frame, scaled by pixels,
+// rounded up to ChunkPollStep; the next read is cached. Job 0's chunk 0 was built for the task preview
+// during creation, so even its first read is warm.
 func TestChunkFirstReadCostsPollSteps(t *testing.T) {
-	prof := instantProfile(t)
-	prof.ChunkFirstReadPerImage = 20 * time.Millisecond
-	prof.ChunkPollStep = 200 * time.Millisecond
-	clk := newFakeClock(true)
-	e := newEnv(t, cvatsim.Options{Profile: prof, Clock: clk})
-	id := e.createTask(map[string]any{"name": "lazy"})
-	e.uploadSingle(id, map[string]string{"image_quality": "70"}, images(3))
-	job := e.waitVisible(id).JobIDs[0]
-	path := fmt.Sprintf("/api/jobs/%d/data?type=chunk&index=0&quality=compressed", job)
-	clk.mu.Lock()
-	clk.waits = nil
-	clk.mu.Unlock()
-	e.must(200, e.do("GET", path, nil, nil))
-	e.must(200, e.do("GET", path, nil, nil))
-	clk.mu.Lock()
-	waits := append([]time.Duration(nil), clk.waits...)
-	clk.mu.Unlock()
-	// 3 images × 20 ms = 60 ms, rounded up to one 200 ms step; the cached
-	// second read costs nothing.
-	if len(waits) != 1 || waits[0] != 200*time.Millisecond {
-		t.Fatalf("waits %v", waits)
+	big := make([]file, 5) // 1280×960: 4 VGA frames' worth of pixels each
+	for i := range big {
+		big[i] = file{name: fmt.Sprintf("img_%04d.png", i), data: pngImage(1280, 960, uint8(i))}
+	}
+	for _, tc := range []struct {
+		step time.Duration
+		want time.Duration
+	}{
+		{0, 160 * time.Millisecond},                      // 2 frames × 4 × 20 ms
+		{200 * time.Millisecond, 200 * time.Millisecond}, // rounded up to one poll step
+	} {
+		prof := instantProfile(t)
+		prof.ChunkFirstReadPerImage = 20 * time.Millisecond
+		prof.ChunkPollStep = tc.step
+		clk := newFakeClock(true)
+		e := newEnv(t, cvatsim.Options{Profile: prof, Clock: clk})
+		id := e.createTask(map[string]any{"name": "lazy", "segment_size": 2})
+		e.uploadSingle(id, map[string]string{"image_quality": "70"}, big)
+		jobs := e.waitVisible(id).JobIDs
+		read := func(job int) []time.Duration {
+			path := fmt.Sprintf("/api/jobs/%d/data?type=chunk&index=0&quality=compressed", job)
+			clk.mu.Lock()
+			clk.waits = nil
+			clk.mu.Unlock()
+			e.must(200, e.do("GET", path, nil, nil))
+			e.must(200, e.do("GET", path, nil, nil))
+			clk.mu.Lock()
+			defer clk.mu.Unlock()
+			return append([]time.Duration(nil), clk.waits...)
+		}
+		if w := read(jobs[0]); len(w) != 0 {
+			t.Errorf("step %v: job 0's chunk 0, built by the preview, waited %v", tc.step, w)
+		}
+		if w := read(jobs[1]); len(w) != 1 || w[0] != tc.want {
+			t.Errorf("step %v: job 1's chunk 0 waited %v, want [%v] on the first read only", tc.step, w, tc.want)
+		}
 	}
 }
 

@@ -88,6 +88,7 @@ type Server struct {
 	ttl   time.Duration
 
 	faults *faultState
+	jpegs  jpegMemo // re-encoded frames, shared by every task (encode.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
