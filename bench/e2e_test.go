@@ -3,6 +3,7 @@ package bench_test
 import (
 	"context"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,6 +73,7 @@ func TestRunAgainstEmulator(t *testing.T) {
 	cfg.BackoffInitial, cfg.BackoffMax, cfg.SafetyPoll = time.Millisecond, 2*time.Millisecond, 50*time.Millisecond
 	cfg.WebhookListen = "127.0.0.1:0"
 	cfg.OutDir = t.TempDir()
+	cfg.Chunks = bench.ChunksFirst // the probe's calls, schema-checked, must stay out of every strategy's count
 	obs := &countingObserver{calls: map[string]int{}}
 	r, err := bench.New(cfg, bench.WithClient(admin), bench.WithClock(fastClock{}), bench.WithObserver(obs),
 		bench.WithGroundTruth(func(ctx context.Context, id int) (time.Time, bool, error) {
@@ -127,6 +129,16 @@ func TestRunAgainstEmulator(t *testing.T) {
 			}
 			if total != tr.Requests || (tr.Strategy != "webhook" && tr.Requests == 0) {
 				t.Errorf("requests %d, by endpoint %v", tr.Requests, tr.RequestsByEndpoint)
+			}
+			for ep := range tr.RequestsByEndpoint {
+				if strings.Contains(ep, "/data") {
+					t.Errorf("the strategy's requests count %q, a call of the chunk probe", ep)
+				}
+			}
+			// Chunk 0 of the second job (frames 2-3), read cold and warm, scored against the originals.
+			if p := tr.Chunks; p == nil || p.Error != "" || p.JobID != tr.JobIDs[1] || p.Frames != 2 || len(p.SSIM) != 2 ||
+				p.ColdMs == nil || p.WarmMs == nil || p.Attempts < 3 {
+				t.Errorf("chunk probe %+v", p)
 			}
 		})
 	}
