@@ -35,7 +35,7 @@ func HTML(run *Run, o Options) Reporter {
 			return err
 		}
 		var figures []htmlFigure
-		for _, name := range []string{PlotPercentiles, PlotFrontier, PlotQuality} {
+		for _, name := range []string{PlotPercentiles, PlotFrontier, PlotQuality, PlotFidelity} {
 			p, ok := plots[name]
 			if !ok {
 				continue
@@ -62,6 +62,13 @@ func HTML(run *Run, o Options) Reporter {
 		}
 		for _, row := range s.Rows {
 			page.Rows = append(page.Rows, tableCells(s, row))
+		}
+		if q := s.Quality; q != nil {
+			page.QualityCaption = strings.TrimSuffix(strings.TrimSpace(qualityCaption(q)), ":")
+			page.QualityHeader = qualityHeader()
+			for _, row := range q.Rows {
+				page.QualityRows = append(page.QualityRows, qualityCells(row))
+			}
 		}
 		var b bytes.Buffer
 		if err := htmlTemplate.Execute(&b, page); err != nil {
@@ -104,6 +111,10 @@ type htmlPage struct {
 	Rows    [][]string
 	Notes   []string
 	Figures []htmlFigure
+	// The per-quality table of the chunk probes, when the run has them.
+	QualityCaption string
+	QualityHeader  []string
+	QualityRows    [][]string
 }
 
 // metaRows are the facts of meta.json a reader needs to trust or reproduce the numbers.
@@ -192,6 +203,18 @@ figure svg { max-width: 100%; height: auto; }
 </table>
 {{- range .Notes}}
 <p>{{.}}</p>
+{{- end}}
+{{- if .QualityRows}}
+<h2>Image quality</h2>
+<p>{{.QualityCaption}}</p>
+<table>
+<thead><tr>{{range .QualityHeader}}<th class="num">{{.}}</th>{{end}}</tr></thead>
+<tbody>
+{{- range .QualityRows}}
+<tr>{{range .}}<td class="num">{{.}}</td>{{end}}</tr>
+{{- end}}
+</tbody>
+</table>
 {{- end}}
 {{- if .Figures}}
 <h2>Plots</h2>

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"fmt"
+	"image/color"
 	"maps"
 	"math"
 	"os"
@@ -26,6 +27,7 @@ const (
 	PlotPercentiles = "percentiles" // latency by percentile per strategy, HdrHistogram's 1/(1-q) axis
 	PlotFrontier    = "frontier"    // p50 (p90 whisker) against requests per trial, one point per strategy
 	PlotQuality     = "quality"     // p50 against image_quality, one line per strategy
+	PlotFidelity    = "fidelity"    // bytes per frame against SSIM, one labelled point per image quality
 )
 
 // PlotFormats are the file formats WritePlots writes, each for every plot.
@@ -33,7 +35,8 @@ var PlotFormats = []string{"svg", "png"}
 
 const plotW, plotH = 16 * vg.Centimeter, 10 * vg.Centimeter
 
-// Plots builds the plots of run: PlotPercentiles and PlotFrontier always, PlotQuality for sweeps.
+// Plots builds the plots of run: PlotPercentiles and PlotFrontier always, PlotQuality for sweeps, PlotFidelity
+// when the run probed chunks.
 func Plots(run *Run) (map[string]*plot.Plot, error) {
 	s, err := Summarize(run, []float64{50, 90})
 	if err != nil {
@@ -51,7 +54,32 @@ func Plots(run *Run) (map[string]*plot.Plot, error) {
 			return nil, err
 		}
 	}
+	if s.Quality != nil {
+		if out[PlotFidelity], err = fidelityPlot(s); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// palette gives strategies distinct colours (matplotlib's tab10): plotutil's soft palette has a red and a pink
+// that read alike, and repeats after 7.
+var palette = []color.Color{
+	color.RGBA{0x1f, 0x77, 0xb4, 0xff}, color.RGBA{0xff, 0x7f, 0x0e, 0xff}, color.RGBA{0x2c, 0xa0, 0x2c, 0xff},
+	color.RGBA{0xd6, 0x27, 0x28, 0xff}, color.RGBA{0x94, 0x67, 0xbd, 0xff}, color.RGBA{0x8c, 0x56, 0x4b, 0xff},
+	color.RGBA{0xe3, 0x77, 0xc2, 0xff}, color.RGBA{0x7f, 0x7f, 0x7f, 0xff}, color.RGBA{0xbc, 0xbd, 0x22, 0xff},
+	color.RGBA{0x17, 0xbe, 0xcf, 0xff},
+}
+
+// strategyColor is the colour of the i-th strategy of a run, the same in every plot.
+func strategyColor(i int) color.Color { return palette[i%len(palette)] }
+
+// legendHeadroom raises the y axis so that a legend of entries lines in a top corner sits above everything
+// drawn below the old maximum: each line takes about legendLine of the plot's height.
+func legendHeadroom(p *plot.Plot, entries int) {
+	const legendLine = 0.055
+	f := min(0.6, legendLine*float64(entries+1))
+	p.Y.Max /= 1 - f
 }
 
 // WritePlots renders the plots of run into dir/plots/<name>.{svg,png} and returns the paths written, sorted.
@@ -151,8 +179,9 @@ func percentilePlot(run *Run) (*plot.Plot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("percentile plot %s: %w", name, err)
 		}
-		line.Color = plotutil.Color(i)
+		line.Color = strategyColor(i)
 		line.Width = vg.Points(1.5)
+		line.Dashes = plotutil.Dashes(i / len(palette)) // a second round of colours is dashed
 		p.Add(line)
 		p.Legend.Add(name, line)
 		entries++
@@ -160,8 +189,7 @@ func percentilePlot(run *Run) (*plot.Plot, error) {
 	p.X.Min, p.X.Max = 1, maxX
 	p.X.Tick.Marker = percentileTicks(maxX)
 	p.Y.Min = 0
-	// Headroom for the legend in the upper left, where the curves start low.
-	p.Y.Max *= 1 + 0.07*float64(entries)
+	legendHeadroom(p, entries) // the legend sits above every curve
 	return p, nil
 }
 
@@ -172,7 +200,8 @@ type whiskers struct {
 }
 
 // frontierPlot places each strategy at (requests per trial, p50 latency) with a whisker up to p90: the
-// trade-off between load on CVAT and speed, where the lower left corner wins.
+// trade-off between load on CVAT and speed, where the lower left corner wins. Points are told apart by colour
+// and shape in a legend above them: text beside the points overlapped where strategies lie close.
 func frontierPlot(run *Run) (*plot.Plot, error) {
 	// One point per strategy over every quality of a sweep: flatten the qualities.
 	flat := &Run{Meta: run.Meta, Trials: slices.Clone(run.Trials)}
@@ -189,6 +218,8 @@ func frontierPlot(run *Run) (*plot.Plot, error) {
 	p.X.Label.Text = "requests per trial (mean)"
 	p.Y.Label.Text = "end-to-end p50 (s), whisker to p90"
 	p.Add(plotter.NewGrid())
+	p.Legend.Top, p.Legend.Left = true, true
+	entries := 0
 	for i, row := range s.Rows {
 		p50, ok := row.EndToEnd.At(50)
 		if !ok {
@@ -200,19 +231,19 @@ func frontierPlot(run *Run) (*plot.Plot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("frontier plot %s: %w", row.Strategy, err)
 		}
-		sc.GlyphStyle = draw.GlyphStyle{Color: plotutil.Color(i), Shape: plotutil.Shape(i), Radius: vg.Points(4)}
+		sc.GlyphStyle = draw.GlyphStyle{Color: strategyColor(i), Shape: plotutil.Shape(i), Radius: vg.Points(4)}
 		eb, err := plotter.NewYErrorBars(whiskers{pt, plotter.YErrors{{Low: 0, High: (p90 - p50) / 1000}}})
 		if err != nil {
 			return nil, fmt.Errorf("frontier plot %s: %w", row.Strategy, err)
 		}
-		eb.Color = plotutil.Color(i)
-		labels, err := plotter.NewLabels(plotter.XYLabels{XYs: pt, Labels: []string{" " + row.Strategy}})
-		if err != nil {
-			return nil, fmt.Errorf("frontier plot %s: %w", row.Strategy, err)
-		}
-		p.Add(eb, sc, labels) // labelled points: no legend needed
+		eb.Color = strategyColor(i)
+		p.Add(eb, sc)
+		p.Legend.Add(row.Strategy, sc)
+		entries++
 	}
 	p.X.Min, p.Y.Min = 0, 0
+	p.X.Max *= 1.05 // the rightmost glyph whole
+	legendHeadroom(p, entries)
 	return p, nil
 }
 
@@ -241,14 +272,57 @@ func qualityPlot(s *Summary) (*plot.Plot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("quality plot %s: %w", name, err)
 		}
-		line.Color = plotutil.Color(i)
-		pts.Color, pts.Shape = plotutil.Color(i), plotutil.Shape(i)
+		line.Color = strategyColor(i)
+		pts.Color, pts.Shape = strategyColor(i), plotutil.Shape(i)
 		p.Add(line, pts)
 		p.Legend.Add(name, line, pts)
 	}
 	p.Y.Min = 0
-	p.Y.Max *= 1 + 0.07*float64(len(names)) // headroom for the legend, upper right
+	legendHeadroom(p, len(names)) // the legend, upper right, above every line
 	p.X.Min -= 5
 	p.X.Max += 5
+	return p, nil
+}
+
+// fidelityPlot draws, per image quality, the median bytes per frame of the probed chunks against the median
+// SSIM of their frames, with a whisker down to the worst frame: the curve a user picks a quality on.
+func fidelityPlot(s *Summary) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Chunk size against fidelity by image quality (" + s.RunID + ")"
+	p.X.Label.Text = "compressed bytes per frame (KiB, median)"
+	p.Y.Label.Text = "SSIM on luma (median; whisker to the worst frame)"
+	p.Add(plotter.NewGrid())
+	var pts plotter.XYs
+	var errs plotter.YErrors
+	var labels []string
+	for _, row := range s.Quality.Rows {
+		if row.BytesPerFrameP50 == nil || row.SSIMP50 == nil {
+			continue
+		}
+		pts = append(pts, plotter.XY{X: *row.BytesPerFrameP50 / 1024, Y: *row.SSIMP50})
+		errs = append(errs, struct{ Low, High float64 }{Low: *row.SSIMP50 - *row.SSIMWorst, High: 0})
+		labels = append(labels, " q"+strconv.Itoa(row.ImageQuality))
+	}
+	if len(pts) == 0 {
+		return p, nil
+	}
+	line, sc, err := plotter.NewLinePoints(pts)
+	if err != nil {
+		return nil, fmt.Errorf("fidelity plot: %w", err)
+	}
+	line.Color, sc.Color, sc.Shape = strategyColor(0), strategyColor(0), draw.CircleGlyph{}
+	eb, err := plotter.NewYErrorBars(whiskers{pts, errs})
+	if err != nil {
+		return nil, fmt.Errorf("fidelity plot: %w", err)
+	}
+	eb.Color = strategyColor(0)
+	lb, err := plotter.NewLabels(plotter.XYLabels{XYs: pts, Labels: labels})
+	if err != nil {
+		return nil, fmt.Errorf("fidelity plot: %w", err)
+	}
+	p.Add(line, eb, sc, lb)
+	p.X.Min = 0
+	p.X.Max *= 1.1 // room for the last label
+	p.Y.Max = min(1, p.Y.Max+0.02)
 	return p, nil
 }
