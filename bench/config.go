@@ -78,7 +78,7 @@ type Config struct {
 	ImageFormat      string        // "jpeg" or "png" for generated images
 	ImagesDir        string        // read images from here (sorted by name) instead of generating them
 	ImageQualities   []int         // image_quality values, 1..100; more than one makes a sweep
-	SegmentSize      int           // frames per job; 0 = one job per task
+	SegmentSizes     []int         // frames per job, 0 = one job per task; more than one makes a sweep
 	Seed             int64         // seeds the schedule, the generated images and strategy jitter
 	Timeout          time.Duration // per trial: task creation, upload and wait together
 	UploadMode       string        // "single", "sdk" or "tus"
@@ -115,7 +115,7 @@ func DefaultConfig() Config {
 		ImageSize:        DefaultImageSize,
 		ImageFormat:      DefaultImageFormat,
 		ImageQualities:   []int{DefaultImageQuality},
-		SegmentSize:      DefaultSegmentSize,
+		SegmentSizes:     []int{DefaultSegmentSize},
 		Seed:             DefaultSeed,
 		Timeout:          DefaultTimeout,
 		UploadMode:       DefaultUploadMode,
@@ -136,8 +136,11 @@ func DefaultConfig() Config {
 
 // Trials is the number of trials the config schedules.
 func (c Config) Trials() int {
-	return len(c.Strategies) * len(c.ImageQualities) * c.TasksPerStrategy
+	return len(c.Strategies) * len(c.ImageQualities) * max(len(c.SegmentSizes), 1) * c.TasksPerStrategy
 }
+
+// Sweep reports whether the run varies image quality or segment size, so that its rows are per cell.
+func (c Config) Sweep() bool { return len(c.ImageQualities) > 1 || len(c.SegmentSizes) > 1 }
 
 // Chunk probe modes (Config.Chunks): what the runner reads of a trial's compressed chunks once its jobs are
 // known, outside the strategy's wait (chunkprobe.go).
@@ -150,13 +153,13 @@ const (
 // ChunkModes lists the accepted values of Config.Chunks besides "".
 var ChunkModes = []string{ChunksFirst, ChunksAll, ChunksNone}
 
-// ChunkMode is Config.Chunks with "" resolved: the first chunk in an image-quality sweep, where what a quality
-// does to the chunks is the question, nothing otherwise.
+// ChunkMode is Config.Chunks with "" resolved: the first chunk in a sweep (of image quality or segment size),
+// where what the setting does to the chunks is the question, nothing otherwise.
 func (c Config) ChunkMode() string {
 	switch {
 	case c.Chunks != "":
 		return c.Chunks
-	case len(c.ImageQualities) > 1:
+	case c.Sweep():
 		return ChunksFirst
 	default:
 		return ChunksNone
@@ -198,8 +201,8 @@ func (c Config) Validate() error {
 	case c.TasksPerStrategy > MaxTasksPerStrategy:
 		bad("tasks per strategy %d exceeds the limit of %d", c.TasksPerStrategy, MaxTasksPerStrategy)
 	case c.Trials() > MaxTrials: // factors are bounded here, so the product cannot overflow
-		bad("%d trials (%d strategies × %d image qualities × %d tasks) exceed the limit of %d",
-			c.Trials(), len(c.Strategies), len(c.ImageQualities), c.TasksPerStrategy, MaxTrials)
+		bad("%d trials (%d strategies × %d image qualities × %d segment sizes × %d tasks) exceed the limit of %d",
+			c.Trials(), len(c.Strategies), len(c.ImageQualities), len(c.SegmentSizes), c.TasksPerStrategy, MaxTrials)
 	}
 	switch {
 	case c.Concurrency != 0 && c.Rate != 0:
@@ -250,8 +253,18 @@ func (c Config) Validate() error {
 		}
 		q[v] = true
 	}
-	if c.SegmentSize < 0 {
-		bad("segment size %d must not be negative", c.SegmentSize)
+	if len(c.SegmentSizes) == 0 {
+		bad("no segment size given")
+	}
+	segs := map[int]bool{}
+	for _, v := range c.SegmentSizes {
+		switch {
+		case v < 0:
+			bad("segment size %d must not be negative", v)
+		case segs[v]:
+			bad("segment size %d given twice", v)
+		}
+		segs[v] = true
 	}
 	if c.Chunks != "" && !slices.Contains(ChunkModes, c.Chunks) {
 		bad("chunks %q is not one of %s", c.Chunks, strings.Join(ChunkModes, ", "))
@@ -323,7 +336,8 @@ type configJSON struct {
 	ImageFormat      string   `json:"image_format,omitempty"`
 	ImagesDir        string   `json:"images_dir,omitempty"`
 	ImageQualities   []int    `json:"image_qualities"`
-	SegmentSize      int      `json:"segment_size"`
+	SegmentSizes     []int    `json:"segment_sizes"`
+	SegmentSize      *int     `json:"segment_size,omitempty"` // before segment-size sweeps; read, not written
 	Seed             int64    `json:"seed"`
 	TimeoutMs        float64  `json:"timeout_ms"`
 	UploadMode       string   `json:"upload_mode"`
@@ -355,7 +369,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 	return json.Marshal(configJSON{
 		Strategies: c.Strategies, TasksPerStrategy: c.TasksPerStrategy, Concurrency: c.Concurrency,
 		RatePerS: c.Rate, Images: c.Images, ImageSize: c.ImageSize, ImageFormat: c.ImageFormat,
-		ImagesDir: c.ImagesDir, ImageQualities: c.ImageQualities, SegmentSize: c.SegmentSize, Seed: c.Seed,
+		ImagesDir: c.ImagesDir, ImageQualities: c.ImageQualities, SegmentSizes: c.SegmentSizes, Seed: c.Seed,
 		TimeoutMs: ms(c.Timeout), UploadMode: c.UploadMode, Org: c.Org, Target: c.Target,
 		SimProfile: c.SimProfile, SimFaults: c.SimFaults, SimStaticCache: c.SimStaticCache, Chunks: c.ChunkMode(), OutDir: c.OutDir, PollIntervalMs: ms(c.PollInterval),
 		SDKPeriodMs: ms(c.SDKPeriod), CLIPeriodMs: ms(c.CLIPeriod), BackoffInitialMs: ms(c.BackoffInitial),
@@ -373,13 +387,16 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	*c = Config{
 		Strategies: j.Strategies, TasksPerStrategy: j.TasksPerStrategy, Concurrency: j.Concurrency,
 		Rate: j.RatePerS, Images: j.Images, ImageSize: j.ImageSize, ImageFormat: j.ImageFormat,
-		ImagesDir: j.ImagesDir, ImageQualities: j.ImageQualities, SegmentSize: j.SegmentSize, Seed: j.Seed,
+		ImagesDir: j.ImagesDir, ImageQualities: j.ImageQualities, SegmentSizes: j.SegmentSizes, Seed: j.Seed,
 		Timeout: fromMs(j.TimeoutMs), UploadMode: j.UploadMode, Org: j.Org, Target: j.Target,
 		SimProfile: j.SimProfile, SimFaults: j.SimFaults, SimStaticCache: j.SimStaticCache, Chunks: j.Chunks, OutDir: j.OutDir, PollInterval: fromMs(j.PollIntervalMs),
 		SDKPeriod: fromMs(j.SDKPeriodMs), CLIPeriod: fromMs(j.CLIPeriodMs),
 		BackoffInitial: fromMs(j.BackoffInitialMs), BackoffMax: fromMs(j.BackoffMaxMs),
 		BackoffFactor: j.BackoffFactor, BackoffJitter: j.BackoffJitter, SafetyPoll: fromMs(j.SafetyPollMs),
 		WebhookListen: j.WebhookListen, WebhookURL: j.WebhookURL,
+	}
+	if len(c.SegmentSizes) == 0 && j.SegmentSize != nil { // a run recorded before segment-size sweeps
+		c.SegmentSizes = []int{*j.SegmentSize}
 	}
 	return nil
 }

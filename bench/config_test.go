@@ -50,7 +50,9 @@ func TestConfigValidate(t *testing.T) {
 		{"bad format", func(c *Config) { c.ImageFormat = "bmp" }, []string{`image format "bmp"`}},
 		{"zero images", func(c *Config) { c.Images = 0 }, []string{"images 0 must be at least 1"}},
 		{"negative images with dir", func(c *Config) { c.ImagesDir, c.Images = "x", -1 }, []string{"images -1"}},
-		{"negative segment size", func(c *Config) { c.SegmentSize = -1 }, []string{"segment size -1"}},
+		{"negative segment size", func(c *Config) { c.SegmentSizes = []int{5, -1} }, []string{"segment size -1"}},
+		{"segment size twice", func(c *Config) { c.SegmentSizes = []int{5, 5} }, []string{"segment size 5 given twice"}},
+		{"no segment size", func(c *Config) { c.SegmentSizes = nil }, []string{"no segment size given"}},
 		{"bad upload mode", func(c *Config) { c.UploadMode = "ftp" }, []string{`upload mode "ftp"`}},
 		{"no out dir", func(c *Config) { c.OutDir = "" }, []string{"no output directory"}},
 		{"zero poll interval", func(c *Config) { c.PollInterval = 0 }, []string{"poll interval 0s"}},
@@ -64,7 +66,7 @@ func TestConfigValidate(t *testing.T) {
 		{"a billion tasks", func(c *Config) { c.TasksPerStrategy = 1_000_000_000 }, []string{"tasks per strategy 1000000000 exceeds"}},
 		{"trials above the limit", func(c *Config) {
 			c.Strategies, c.ImageQualities, c.TasksPerStrategy = []string{"poll", "sdk", "cli", "backoff", "ui", "busyloop"}, []int{50, 70}, 100_000
-		}, []string{"1200000 trials (6 strategies × 2 image qualities × 100000 tasks) exceed the limit of 1000000"}},
+		}, []string{"1200000 trials (6 strategies × 2 image qualities × 1 segment sizes × 100000 tasks) exceed the limit of 1000000"}},
 		{"concurrency at the limit", func(c *Config) { c.Concurrency, c.TasksPerStrategy = MaxConcurrency, 500 }, nil},
 		{"concurrency above the limit", func(c *Config) { c.Concurrency, c.TasksPerStrategy = MaxConcurrency+1, 1000 }, []string{"concurrency 1001 exceeds the limit of 1000"}},
 		{"images at the limit", func(c *Config) { c.Images, c.ImageSize = MaxImages, "64x48" }, nil},

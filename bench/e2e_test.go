@@ -67,7 +67,7 @@ func TestRunAgainstEmulator(t *testing.T) {
 	cfg.Concurrency = 3
 	cfg.Images = 4
 	cfg.ImageSize = "16x12"
-	cfg.SegmentSize = 2
+	cfg.SegmentSizes = []int{2}
 	cfg.Timeout = 30 * time.Second
 	cfg.PollInterval, cfg.SDKPeriod, cfg.CLIPeriod = time.Millisecond, time.Millisecond, time.Millisecond
 	cfg.BackoffInitial, cfg.BackoffMax, cfg.SafetyPoll = time.Millisecond, 2*time.Millisecond, 50*time.Millisecond

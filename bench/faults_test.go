@@ -67,7 +67,7 @@ func TestEveryStrategyUnderFaults(t *testing.T) {
 	cfg.Images = 2
 	cfg.ImageSize = "8x6"
 	cfg.ImageFormat = "png"
-	cfg.SegmentSize = 1
+	cfg.SegmentSizes = []int{1}
 	cfg.UploadMode = "single"
 	cfg.Timeout = 2 * time.Second
 	cfg.PollInterval, cfg.SDKPeriod, cfg.CLIPeriod = 2*time.Millisecond, 2*time.Millisecond, 2*time.Millisecond

@@ -652,7 +652,7 @@ func (l *callLog) observe(c cvat.Call) {
 func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, s Slot, intended *time.Time) TrialRecord {
 	rec := TrialRecord{
 		RunID: runID, Seq: s.Seq, Strategy: s.Strategy, ImageQuality: s.ImageQuality, Images: len(files),
-		SegmentSize: r.cfg.SegmentSize,
+		SegmentSize: s.SegmentSize,
 	}
 	if intended != nil {
 		rec.IntendedAt = timePtr(*intended)
@@ -675,7 +675,7 @@ func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, 
 	spec := cvat.TaskSpec{
 		Name:        fmt.Sprintf("%s%s-%s-%d", NamePrefix, runID, s.Strategy, s.Seq),
 		ProjectID:   &projectID,
-		SegmentSize: r.cfg.SegmentSize,
+		SegmentSize: s.SegmentSize,
 	}
 	// A transient failure (no answer, 429, 502-504) is retried within the trial's deadline, so that faults
 	// reach the wait strategies instead of ending trials before they wait; the latency still counts from the

@@ -10,20 +10,28 @@ type Slot struct {
 	Seq          int
 	Strategy     string
 	ImageQuality int
+	SegmentSize  int
 }
 
-// Schedule orders the trials of cfg: in rounds, each round holding every (strategy, image quality) cell once
+// Schedule orders the trials of cfg: in rounds, each round holding every (strategy, image quality, segment size) cell once
 // in a seeded random order. So every strategy gets its share of warm-up, busy and quiet minutes, and any
 // prefix of the schedule (an interrupted run) is balanced to within one trial per cell.
 func Schedule(cfg Config) []Slot {
 	type cell struct {
 		strategy string
 		quality  int
+		segment  int
 	}
 	var cells []cell
+	segments := cfg.SegmentSizes
+	if len(segments) == 0 {
+		segments = []int{DefaultSegmentSize}
+	}
 	for _, s := range cfg.Strategies {
 		for _, q := range cfg.ImageQualities {
-			cells = append(cells, cell{s, q})
+			for _, sg := range segments {
+				cells = append(cells, cell{s, q, sg})
+			}
 		}
 	}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5c4ed01e)) // second word: a fixed stream for schedules
@@ -33,7 +41,7 @@ func Schedule(cfg Config) []Slot {
 		copy(round, cells)
 		rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
 		for _, c := range round {
-			slots = append(slots, Slot{Seq: len(slots), Strategy: c.strategy, ImageQuality: c.quality})
+			slots = append(slots, Slot{Seq: len(slots), Strategy: c.strategy, ImageQuality: c.quality, SegmentSize: c.segment})
 		}
 	}
 	return slots

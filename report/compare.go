@@ -60,22 +60,25 @@ func (o CompareOptions) normalized() CompareOptions {
 
 // Comparison is run B measured against run A, per strategy present in both.
 type Comparison struct {
-	A          string   `json:"a"` // run ids
-	B          string   `json:"b"`
-	Sweep      bool     `json:"sweep"` // changes are per strategy and image quality
-	Resamples  int      `json:"resamples"`
-	Confidence float64  `json:"confidence"`
-	Seed       uint64   `json:"seed"`
-	MinTrials  int      `json:"min_trials"`
-	Changes    []Change `json:"changes"`
-	OnlyA      []string `json:"only_a,omitempty"` // strategies (q<N> in sweeps) in A only
-	OnlyB      []string `json:"only_b,omitempty"`
+	A     string `json:"a"` // run ids
+	B     string `json:"b"`
+	Sweep bool   `json:"sweep"` // changes are per strategy and image quality
+	// SegmentSweep: changes are per strategy, image quality and segment size.
+	SegmentSweep bool     `json:"segment_sweep,omitempty"`
+	Resamples    int      `json:"resamples"`
+	Confidence   float64  `json:"confidence"`
+	Seed         uint64   `json:"seed"`
+	MinTrials    int      `json:"min_trials"`
+	Changes      []Change `json:"changes"`
+	OnlyA        []string `json:"only_a,omitempty"` // strategies (q<N> in sweeps) in A only
+	OnlyB        []string `json:"only_b,omitempty"`
 }
 
 // Change is one metric of one strategy, A against B. Pointers are nil where a side had no values.
 type Change struct {
 	Strategy     string   `json:"strategy"`
 	ImageQuality int      `json:"image_quality,omitempty"` // in sweeps
+	SegmentSize  int      `json:"segment_size,omitempty"`  // in segment-size sweeps
 	Metric       string   `json:"metric"`
 	NA           int      `json:"n_a"` // values behind the metric on each side
 	NB           int      `json:"n_b"`
@@ -91,6 +94,7 @@ type Change struct {
 type compareKey struct {
 	strategy string
 	quality  int
+	segment  int // in segment-size sweeps
 }
 
 // samples are the per-trial values of one run that compare resamples.
@@ -109,17 +113,18 @@ func Compare(a, b *Run, o CompareOptions) (*Comparison, error) {
 			o.Resamples, o.Confidence, o.MinTrials)
 	}
 	c := &Comparison{A: a.Meta.RunID, B: b.Meta.RunID, Sweep: isSweep(a) || isSweep(b),
-		Resamples: o.Resamples, Confidence: o.Confidence, Seed: o.Seed, MinTrials: o.MinTrials}
-	sa, sb := collect(a, c.Sweep), collect(b, c.Sweep)
+		SegmentSweep: isSegmentSweep(a) || isSegmentSweep(b),
+		Resamples:    o.Resamples, Confidence: o.Confidence, Seed: o.Seed, MinTrials: o.MinTrials}
+	sa, sb := collect(a, c.Sweep, c.SegmentSweep), collect(b, c.Sweep, c.SegmentSweep)
 	order := append(RunStrategies(a), RunStrategies(b)...)
 	keys := slices.SortedFunc(maps.Keys(sa), func(x, y compareKey) int {
 		return cmp.Or(cmp.Compare(slices.Index(order, x.strategy), slices.Index(order, y.strategy)),
-			cmp.Compare(x.quality, y.quality))
+			cmp.Compare(x.quality, y.quality), cmp.Compare(x.segment, y.segment))
 	})
 	for _, k := range keys {
 		vb, ok := sb[k]
 		if !ok {
-			c.OnlyA = append(c.OnlyA, keyName(k, c.Sweep))
+			c.OnlyA = append(c.OnlyA, keyName(k, c.Sweep, c.SegmentSweep))
 			continue
 		}
 		va := sa[k]
@@ -136,16 +141,16 @@ func Compare(a, b *Run, o CompareOptions) (*Comparison, error) {
 			ch := change(m.a, m.b, m.stat, o, seedFor(o.Seed, k, m.metric))
 			ch.Strategy, ch.Metric = k.strategy, m.metric
 			if c.Sweep {
-				ch.ImageQuality = k.quality
+				ch.ImageQuality, ch.SegmentSize = k.quality, k.segment
 			}
 			c.Changes = append(c.Changes, ch)
 		}
 	}
 	for _, k := range slices.SortedFunc(maps.Keys(sb), func(x, y compareKey) int {
-		return cmp.Or(cmp.Compare(x.strategy, y.strategy), cmp.Compare(x.quality, y.quality))
+		return cmp.Or(cmp.Compare(x.strategy, y.strategy), cmp.Compare(x.quality, y.quality), cmp.Compare(x.segment, y.segment))
 	}) {
 		if _, ok := sa[k]; !ok {
-			c.OnlyB = append(c.OnlyB, keyName(k, c.Sweep))
+			c.OnlyB = append(c.OnlyB, keyName(k, c.Sweep, c.SegmentSweep))
 		}
 	}
 	if len(c.Changes) == 0 {
@@ -155,11 +160,15 @@ func Compare(a, b *Run, o CompareOptions) (*Comparison, error) {
 	return c, nil
 }
 
-func keyName(k compareKey, sweep bool) string {
-	if sweep {
-		return k.strategy + " q" + strconv.Itoa(k.quality)
+func keyName(k compareKey, sweep, segmentSweep bool) string {
+	if !sweep {
+		return k.strategy
 	}
-	return k.strategy
+	name := k.strategy + " q" + strconv.Itoa(k.quality)
+	if segmentSweep {
+		name += " s" + strconv.Itoa(k.segment)
+	}
+	return name
 }
 
 func isSweep(run *Run) bool {
@@ -170,15 +179,18 @@ func isSweep(run *Run) bool {
 	for _, q := range run.Meta.Config.ImageQualities {
 		qs[q] = true
 	}
-	return len(qs) > 1
+	return len(qs) > 1 || isSegmentSweep(run)
 }
 
-func collect(run *Run, sweep bool) map[compareKey]*samples {
+func collect(run *Run, sweep, segmentSweep bool) map[compareKey]*samples {
 	out := map[compareKey]*samples{}
 	for _, t := range run.Trials {
 		k := compareKey{strategy: t.Strategy}
 		if sweep {
 			k.quality = t.ImageQuality
+		}
+		if segmentSweep {
+			k.segment = t.SegmentSize
 		}
 		s := out[k]
 		if s == nil {
@@ -208,6 +220,9 @@ func collect(run *Run, sweep bool) map[compareKey]*samples {
 func seedFor(base uint64, k compareKey, metric string) [2]uint64 {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s\x00%d\x00%s", k.strategy, k.quality, metric)
+	if k.segment != 0 { // unchanged streams for runs without a segment-size sweep
+		fmt.Fprintf(h, "\x00s%d", k.segment)
+	}
 	return [2]uint64{base, h.Sum64()}
 }
 
@@ -249,6 +264,9 @@ func CompareTable(c *Comparison, markdown bool) Reporter {
 		if c.Sweep {
 			header = append(header, "quality")
 		}
+		if c.SegmentSweep {
+			header = append(header, "segment")
+		}
 		header = append(header, "metric", "n_a", "n_b", "a", "b", "delta", "change", "ci95", "mw_p", "verdict")
 		if c.Confidence != DefaultConfidence {
 			header[len(header)-3] = "ci" + strconv.FormatFloat(c.Confidence*100, 'f', -1, 64)
@@ -268,6 +286,9 @@ func CompareTable(c *Comparison, markdown bool) Reporter {
 			cells := []string{cell(ch.Strategy, markdown)}
 			if c.Sweep {
 				cells = append(cells, strconv.Itoa(ch.ImageQuality))
+			}
+			if c.SegmentSweep {
+				cells = append(cells, strconv.Itoa(ch.SegmentSize))
 			}
 			name, scale, digits := ch.Metric, 1.0, 1
 			if stem, ok := strings.CutSuffix(ch.Metric, "_ms"); ok {

@@ -65,9 +65,9 @@ func HTML(run *Run, o Options) Reporter {
 		}
 		if q := s.Quality; q != nil {
 			page.QualityCaption = strings.TrimSuffix(strings.TrimSpace(qualityCaption(q)), ":")
-			page.QualityHeader = qualityHeader()
+			page.QualityHeader = qualityHeader(q)
 			for _, row := range q.Rows {
-				page.QualityRows = append(page.QualityRows, qualityCells(row))
+				page.QualityRows = append(page.QualityRows, qualityCells(q, row))
 			}
 		}
 		var b bytes.Buffer
@@ -117,6 +117,14 @@ type htmlPage struct {
 	QualityRows    [][]string
 }
 
+func joinInts(vs []int) string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, strconv.Itoa(v))
+	}
+	return strings.Join(out, ", ")
+}
+
 // metaRows are the facts of meta.json a reader needs to trust or reproduce the numbers.
 func metaRows(run *Run) [][2]string {
 	m, c := run.Meta, run.Meta.Config
@@ -147,12 +155,8 @@ func metaRows(run *Run) [][2]string {
 	}
 	add("loop", load)
 	add("strategies", strings.Join(c.Strategies, ", "))
-	var qs []string
-	for _, q := range c.ImageQualities {
-		qs = append(qs, strconv.Itoa(q))
-	}
-	add("workload", fmt.Sprintf("%d tasks per strategy and quality; %d images %s %s; image_quality %s; segment_size %d; upload %s",
-		c.TasksPerStrategy, c.Images, c.ImageSize, c.ImageFormat, strings.Join(qs, ", "), c.SegmentSize, c.UploadMode))
+	add("workload", fmt.Sprintf("%d tasks per strategy, quality and segment size; %d images %s %s; image_quality %s; segment_size %s; upload %s",
+		c.TasksPerStrategy, c.Images, c.ImageSize, c.ImageFormat, joinInts(c.ImageQualities), joinInts(c.SegmentSizes), c.UploadMode))
 	add("seed", strconv.FormatInt(m.Seed, 10))
 	add("clock offset", fmt.Sprintf("±%.1f ms at worst, ±%.1f ms typical (%d estimates; ground truth: %t)",
 		m.ClockOffset.MaxErrorMs, m.ClockOffset.MedianErrorMs, m.ClockOffset.Estimates, m.ClockOffset.GroundTruth))

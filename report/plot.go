@@ -262,10 +262,14 @@ func qualityPlot(s *Summary) (*plot.Plot, error) {
 		if !ok {
 			continue
 		}
-		if points[row.Strategy] == nil {
-			names = append(names, row.Strategy)
+		name := row.Strategy // one line per strategy, and per segment size in a segment-size sweep
+		if s.SegmentSweep {
+			name += " s" + strconv.Itoa(row.SegmentSize)
 		}
-		points[row.Strategy] = append(points[row.Strategy], plotter.XY{X: float64(row.ImageQuality), Y: p50 / 1000})
+		if points[name] == nil {
+			names = append(names, name)
+		}
+		points[name] = append(points[name], plotter.XY{X: float64(row.ImageQuality), Y: p50 / 1000})
 	}
 	for i, name := range names {
 		line, pts, err := plotter.NewLinePoints(points[name])
@@ -301,7 +305,11 @@ func fidelityPlot(s *Summary) (*plot.Plot, error) {
 		}
 		pts = append(pts, plotter.XY{X: *row.BytesPerFrameP50 / 1024, Y: *row.SSIMP50})
 		errs = append(errs, struct{ Low, High float64 }{Low: *row.SSIMP50 - *row.SSIMWorst, High: 0})
-		labels = append(labels, " q"+strconv.Itoa(row.ImageQuality))
+		label := " q" + strconv.Itoa(row.ImageQuality)
+		if s.Quality.SegmentSweep {
+			label += " s" + strconv.Itoa(row.SegmentSize)
+		}
+		labels = append(labels, label)
 	}
 	if len(pts) == 0 {
 		return p, nil

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"encoding/json"
 	"maps"
 	"math"
@@ -13,9 +14,11 @@ import (
 // QualitySummary is what the chunk probes of a run measured, one row per image quality (bench.ChunkProbe):
 // what a quality does to the chunks every annotator downloads, and to the time until the jobs exist.
 type QualitySummary struct {
-	ChunkMode string       `json:"chunk_mode"` // bench.ChunksFirst or bench.ChunksAll
-	CacheMode string       `json:"cache_mode"` // how the server builds chunks, as far as the run knows
-	Rows      []QualityRow `json:"rows"`
+	ChunkMode string `json:"chunk_mode"` // bench.ChunksFirst or bench.ChunksAll
+	CacheMode string `json:"cache_mode"` // how the server builds chunks, as far as the run knows
+	// SegmentSweep: rows are per image quality and segment size.
+	SegmentSweep bool         `json:"segment_sweep,omitempty"`
+	Rows         []QualityRow `json:"rows"`
 }
 
 // QualityRow summarises the trials of one image quality, over every strategy (the chunks and the creation do
@@ -23,12 +26,15 @@ type QualitySummary struct {
 // creation) or over frames (PSNR, SSIM); worst is the minimum over frames.
 type QualityRow struct {
 	ImageQuality int `json:"image_quality"`
-	Trials       int `json:"trials"`       // ok trials
-	Probed       int `json:"probed"`       // trials whose probe read chunk 0
-	ProbeErrors  int `json:"probe_errors"` // trials whose probe failed somewhere (bench.ChunkProbe.Error)
-	Frames       int `json:"frames"`       // frames scored
+	SegmentSize  int `json:"segment_size,omitempty"` // in segment-size sweeps
+	Trials       int `json:"trials"`                 // ok trials
+	Probed       int `json:"probed"`                 // trials whose probe read chunk 0
+	ProbeErrors  int `json:"probe_errors"`           // trials whose probe failed somewhere (bench.ChunkProbe.Error)
+	Frames       int `json:"frames"`                 // frames scored
 	// Bytes of the compressed chunks over the frames they held: the median of the per-trial ratio, and the
 	// ratio of the totals (what --quality-target's saving compares).
+	Bytes             int64     `json:"bytes"`        // compressed bytes read cold, all trials
+	BytesFrames       int       `json:"bytes_frames"` // the frames those bytes held
 	BytesPerFrameP50  *float64  `json:"bytes_per_frame_p50"`
 	BytesPerFrameMean *float64  `json:"bytes_per_frame_mean"`
 	ColdP50Ms         *float64  `json:"cold_p50_ms"`
@@ -88,22 +94,34 @@ func HasChunkProbes(run *Run) bool {
 	return false
 }
 
-// summarizeQuality returns nil when no trial of the run was probed.
+// summarizeQuality returns nil when no trial of the run was probed. Rows are per image quality, and per
+// segment size in a segment-size sweep, ascending.
 func summarizeQuality(run *Run) *QualitySummary {
-	byQuality := map[int][]bench.TrialRecord{}
+	type cell struct{ quality, segment int }
+	segmentSweep := isSegmentSweep(run)
+	byCell := map[cell][]bench.TrialRecord{}
 	mode := ""
 	for _, t := range run.Trials {
 		if t.Chunks != nil && mode == "" {
 			mode = t.Chunks.Mode
 		}
-		byQuality[t.ImageQuality] = append(byQuality[t.ImageQuality], t)
+		c := cell{quality: t.ImageQuality}
+		if segmentSweep {
+			c.segment = t.SegmentSize
+		}
+		byCell[c] = append(byCell[c], t)
 	}
 	if mode == "" {
 		return nil
 	}
-	q := &QualitySummary{ChunkMode: mode, CacheMode: cacheMode(run.Meta)}
-	for _, quality := range slices.Sorted(maps.Keys(byQuality)) {
-		q.Rows = append(q.Rows, qualityRow(quality, byQuality[quality]))
+	q := &QualitySummary{ChunkMode: mode, CacheMode: cacheMode(run.Meta), SegmentSweep: segmentSweep}
+	cells := slices.SortedFunc(maps.Keys(byCell), func(a, b cell) int {
+		return cmp.Or(cmp.Compare(a.quality, b.quality), cmp.Compare(a.segment, b.segment))
+	})
+	for _, c := range cells {
+		row := qualityRow(c.quality, byCell[c])
+		row.SegmentSize = c.segment
+		q.Rows = append(q.Rows, row)
 	}
 	return q
 }
@@ -154,6 +172,7 @@ func qualityRow(quality int, trials []bench.TrialRecord) QualityRow {
 	}
 	row.Frames = len(ssim)
 	row.BytesPerFrameP50 = nearest(perTrialBytes, 50)
+	row.Bytes, row.BytesFrames = totalBytes, totalFrames
 	if totalFrames > 0 {
 		row.BytesPerFrameMean = ptr(float64(totalBytes) / float64(totalFrames))
 	}

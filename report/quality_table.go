@@ -13,12 +13,17 @@ import (
 
 // qualityHeader and qualityCells lay out the per-quality table of the human renderings (ASCII, markdown,
 // HTML): bytes in KiB per frame, latencies in seconds, PSNR in dB.
-func qualityHeader() []string {
-	return []string{"quality", "trials", "frames", "kib_per_frame_p50", "cold_p50_s", "cold_p90_s", "warm_p50_s",
-		"warm_p90_s", "psnr_p50_db", "psnr_worst_db", "ssim_p50", "ssim_worst", "creation_p50_s", "probe_err"}
+func qualityHeader(q *QualitySummary) []string {
+	if q.SegmentSweep {
+		return append([]string{"quality", "segment"}, qualityHeaderTail...)
+	}
+	return append([]string{"quality"}, qualityHeaderTail...)
 }
 
-func qualityCells(row QualityRow) []string {
+var qualityHeaderTail = []string{"trials", "frames", "kib_per_frame_p50", "cold_p50_s", "cold_p90_s", "warm_p50_s",
+	"warm_p90_s", "psnr_p50_db", "psnr_worst_db", "ssim_p50", "ssim_worst", "creation_p50_s", "probe_err"}
+
+func qualityCells(q *QualitySummary, row QualityRow) []string {
 	opt := func(v *float64, f func(float64) string) string {
 		if v == nil {
 			return "n/a"
@@ -34,10 +39,14 @@ func qualityCells(row QualityRow) []string {
 		}
 		return v.String()
 	}
-	return []string{strconv.Itoa(row.ImageQuality), strconv.Itoa(row.Trials), strconv.Itoa(row.Frames),
+	cells := []string{strconv.Itoa(row.ImageQuality)}
+	if q.SegmentSweep {
+		cells = append(cells, strconv.Itoa(row.SegmentSize))
+	}
+	return append(cells, strconv.Itoa(row.Trials), strconv.Itoa(row.Frames),
 		opt(row.BytesPerFrameP50, kib), opt(row.ColdP50Ms, sec), opt(row.ColdP90Ms, sec), opt(row.WarmP50Ms, sec),
 		opt(row.WarmP90Ms, sec), db(row.PSNRP50), db(row.PSNRWorst), opt(row.SSIMP50, ssim), opt(row.SSIMWorst, ssim),
-		opt(row.CreationP50Ms, sec), strconv.Itoa(row.ProbeErrors)}
+		opt(row.CreationP50Ms, sec), strconv.Itoa(row.ProbeErrors))
 }
 
 // qualityCaption says what the per-quality table measured.
@@ -63,7 +72,7 @@ func qualityTable(w io.Writer, s *Summary, markdown bool) error {
 	if _, err := io.WriteString(w, caption); err != nil {
 		return err
 	}
-	header := qualityHeader()
+	header := qualityHeader(q)
 	align := tw.Alignment{}
 	for range header {
 		align = append(align, tw.AlignRight)
@@ -72,7 +81,7 @@ func qualityTable(w io.Writer, s *Summary, markdown bool) error {
 		tablewriter.WithHeaderAutoFormat(tw.Off), tablewriter.WithAlignment(align))
 	t.Header(header)
 	for _, row := range q.Rows {
-		if err := t.Append(qualityCells(row)); err != nil {
+		if err := t.Append(qualityCells(q, row)); err != nil {
 			return fmt.Errorf("quality row %d: %w", row.ImageQuality, err)
 		}
 	}

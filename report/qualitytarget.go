@@ -105,41 +105,58 @@ type QualityVerdict struct {
 // ErrNoChunkProbes: the run has nothing a quality target can be checked against.
 var ErrNoChunkProbes = errors.New("the run read no chunks (run it with --chunks first)")
 
-// EvaluateQualityTarget finds the lowest image quality of q whose every scored frame meets t. A quality
-// some of whose probes failed does not qualify: its unscored frames might not meet it.
+// EvaluateQualityTarget finds the lowest image quality of q whose every scored frame meets t (over every
+// segment size, in a segment-size sweep). A quality some of whose probes failed does not qualify: its
+// unscored frames might not meet it.
 func EvaluateQualityTarget(q *QualitySummary, t QualityTarget) (QualityVerdict, error) {
 	v := QualityVerdict{Target: t}
 	if q == nil || len(q.Rows) == 0 {
 		return v, ErrNoChunkProbes
 	}
-	top := q.Rows[len(q.Rows)-1] // rows are by quality, ascending
-	v.Highest = top.ImageQuality
-	if top.BytesPerFrameMean != nil {
-		v.HighestBytes = *top.BytesPerFrameMean
+	type quality struct {
+		q, frames, probeErrors, bytesFrames int
+		worst                               float64
+		bytes                               int64
 	}
-	bestWorst, scored := math.Inf(-1), false
+	var qs []*quality // ascending: rows are by quality, then segment size
 	for _, row := range q.Rows {
 		w, ok := t.worst(row)
 		if !ok || row.Frames == 0 {
 			continue
 		}
-		scored = true
-		if w > bestWorst {
-			bestWorst, v.Best = w, row.ImageQuality
+		if len(qs) == 0 || qs[len(qs)-1].q != row.ImageQuality {
+			qs = append(qs, &quality{q: row.ImageQuality, worst: math.Inf(1)})
 		}
-		if row.ProbeErrors > 0 {
-			v.SkippedProbeErrors = append(v.SkippedProbeErrors, row.ImageQuality)
+		a := qs[len(qs)-1]
+		a.worst = min(a.worst, w)
+		a.frames += row.Frames
+		a.probeErrors += row.ProbeErrors
+		a.bytes += row.Bytes
+		a.bytesFrames += row.BytesFrames
+	}
+	if len(qs) == 0 {
+		return v, ErrNoChunkProbes
+	}
+	perFrame := func(a *quality) float64 {
+		if a.bytesFrames == 0 {
+			return 0
+		}
+		return float64(a.bytes) / float64(a.bytesFrames)
+	}
+	top := qs[len(qs)-1]
+	v.Highest, v.HighestBytes = top.q, perFrame(top)
+	bestWorst := math.Inf(-1)
+	for _, a := range qs {
+		if a.worst > bestWorst {
+			bestWorst, v.Best = a.worst, a.q
+		}
+		if a.probeErrors > 0 {
+			v.SkippedProbeErrors = append(v.SkippedProbeErrors, a.q)
 			continue
 		}
-		if !v.Met && t.meets(w) {
-			v.Met, v.Quality, v.Worst, v.Frames = true, row.ImageQuality, w, row.Frames
-			if row.BytesPerFrameMean != nil {
-				v.ChosenBytes = *row.BytesPerFrameMean
-			}
+		if !v.Met && t.meets(a.worst) {
+			v.Met, v.Quality, v.Worst, v.Frames, v.ChosenBytes = true, a.q, a.worst, a.frames, perFrame(a)
 		}
-	}
-	if !scored {
-		return v, ErrNoChunkProbes
 	}
 	if !v.Met {
 		v.Worst = bestWorst

@@ -98,12 +98,17 @@ func fields(s *Summary, row Row) []field {
 	fs := []field{
 		{"strategy", row.Strategy},
 		{"image_quality", row.ImageQuality},
+	}
+	if s.SegmentSweep {
+		fs = append(fs, field{"segment_size", row.SegmentSize})
+	}
+	fs = append(fs, []field{
 		{"n", row.N},
 		{"ok", row.OK},
 		{"errors", row.Errors},
 		{"error_rate", ratio(row.Errors, row.N)},
 		{"error_classes", errorClasses(row.ErrorsByClass)},
-	}
+	}...)
 	for _, p := range s.Percentiles {
 		fs = append(fs, field{percentileName(p) + "_ms", ms(row.EndToEnd.At(p))})
 	}

@@ -165,8 +165,9 @@ func RunStrategies(run *Run) []string {
 type SLOResult struct {
 	SLO          SLO
 	Strategy     string
-	ImageQuality int  // set in sweeps
-	Sweep        bool // the row is one image quality of a sweep
+	ImageQuality int    // set in sweeps
+	Sweep        bool   // the row is one cell of a sweep
+	Cell         string // the cell's name in a sweep (" q70", " q70 s5"), "" otherwise
 	Observed     float64
 	Available    bool // false: nothing to measure (no trials, or no successful ones); counts as a failure
 	Pass         bool
@@ -203,7 +204,8 @@ func EvaluateSLOs(run *Run, slos []SLO) ([]SLOResult, error) {
 				continue
 			}
 			matched = true
-			r := SLOResult{SLO: s, Strategy: row.Strategy, ImageQuality: row.ImageQuality, Sweep: sum.Sweep}
+			r := SLOResult{SLO: s, Strategy: row.Strategy, ImageQuality: row.ImageQuality, Sweep: sum.Sweep,
+				Cell: cellName(sum, row)}
 			switch s.Metric {
 			case SLOLatency:
 				r.Observed, r.Available = row.EndToEnd.At(s.Percentile)
@@ -248,9 +250,7 @@ func (r SLOResult) String() string {
 	if where == "" {
 		where = "(all)"
 	}
-	if r.Sweep {
-		where += " q" + strconv.Itoa(r.ImageQuality)
-	}
+	where += r.Cell
 	metric := r.SLO.Metric
 	if metric == SLOLatency || metric == SLODetection {
 		metric += strconv.FormatFloat(r.SLO.Percentile, 'f', -1, 64)

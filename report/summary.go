@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -24,8 +25,10 @@ var detectionPercentiles = []float64{50, 99}
 type Summary struct {
 	RunID       string    `json:"run_id"`
 	Percentiles []float64 `json:"percentiles"`
-	Sweep       bool      `json:"sweep"` // more than one image quality: rows are per strategy and quality
-	Rows        []Row     `json:"rows"`
+	Sweep       bool      `json:"sweep"` // more than one image quality or segment size: rows are per strategy and cell
+	// SegmentSweep: more than one segment size, so rows are per strategy, quality and segment size.
+	SegmentSweep bool  `json:"segment_sweep,omitempty"`
+	Rows         []Row `json:"rows"`
 	// VisibleSources counts, over all ok trials, where jobs_visible_at came from ("emulator",
 	// "server_finished_date"); detection delays are only as good as that source.
 	VisibleSources map[string]int `json:"visible_sources,omitempty"`
@@ -41,6 +44,7 @@ type Summary struct {
 type Row struct {
 	Strategy      string         `json:"strategy"`
 	ImageQuality  int            `json:"image_quality,omitempty"` // the rows' image quality; 0 if the run mixes qualities outside a sweep
+	SegmentSize   int            `json:"segment_size,omitempty"`  // in segment-size sweeps
 	N             int            `json:"n"`                       // trials recorded
 	OK            int            `json:"ok"`
 	Errors        int            `json:"errors"` // N - OK: timeouts and errors
@@ -113,6 +117,7 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 	type key struct {
 		strategy string
 		quality  int
+		segment  int
 	}
 	qualities := map[int]bool{}
 	for _, t := range run.Trials {
@@ -121,9 +126,11 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 	for _, q := range run.Meta.Config.ImageQualities {
 		qualities[q] = true
 	}
+	segmentSweep := isSegmentSweep(run)
 	s := &Summary{
-		RunID: run.Meta.RunID, Percentiles: slices.Clone(percentiles), Sweep: len(qualities) > 1,
-		VisibleSources: map[string]int{}, OffsetMaxErrorMs: run.Meta.ClockOffset.MaxErrorMs, Server: serverName(run.Meta),
+		RunID: run.Meta.RunID, Percentiles: slices.Clone(percentiles), Sweep: len(qualities) > 1 || segmentSweep,
+		SegmentSweep: segmentSweep, VisibleSources: map[string]int{}, OffsetMaxErrorMs: run.Meta.ClockOffset.MaxErrorMs,
+		Server: serverName(run.Meta),
 	}
 	order := map[string]int{}
 	for i, name := range run.Meta.Config.Strategies {
@@ -135,9 +142,12 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 	}
 	groups := map[key][]bench.TrialRecord{}
 	for _, t := range run.Trials {
-		k := key{t.Strategy, single}
+		k := key{t.Strategy, single, 0}
 		if s.Sweep {
 			k.quality = t.ImageQuality
+		}
+		if segmentSweep {
+			k.segment = t.SegmentSize
 		}
 		groups[k] = append(groups[k], t)
 		if _, ok := order[t.Strategy]; !ok {
@@ -149,13 +159,15 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 	}
 	keys := slices.SortedFunc(maps.Keys(groups), func(a, b key) int {
 		return cmp.Or(cmp.Compare(order[a.strategy], order[b.strategy]), cmp.Compare(a.strategy, b.strategy),
-			cmp.Compare(a.quality, b.quality))
+			cmp.Compare(a.quality, b.quality), cmp.Compare(a.segment, b.segment))
 	})
 	e2e, det := bench.NewHistogram(), bench.NewHistogram() // reused: Reset between rows (188 KB each)
 	for _, k := range keys {
 		e2e.Reset()
 		det.Reset()
-		s.Rows = append(s.Rows, summarizeRow(k.strategy, k.quality, groups[k], percentiles, detPercentiles, e2e, det))
+		row := summarizeRow(k.strategy, k.quality, groups[k], percentiles, detPercentiles, e2e, det)
+		row.SegmentSize = k.segment
+		s.Rows = append(s.Rows, row)
 	}
 	if len(s.VisibleSources) == 0 {
 		s.VisibleSources = nil
@@ -221,6 +233,30 @@ func latency(h *hdrhistogram.Histogram, ps []float64, overflow int) Latency {
 }
 
 func nsToMs(ns int64) float64 { return float64(ns) / float64(time.Millisecond) }
+
+// isSegmentSweep reports whether run varies the segment size (trials or configuration).
+func isSegmentSweep(run *Run) bool {
+	segs := map[int]bool{}
+	for _, t := range run.Trials {
+		segs[t.SegmentSize] = true
+	}
+	for _, sg := range run.Meta.Config.SegmentSizes {
+		segs[sg] = true
+	}
+	return len(segs) > 1
+}
+
+// cellName names a row's cell in a sweep: " q70", " q70 s5"; "" outside a sweep.
+func cellName(s *Summary, row Row) string {
+	name := ""
+	if s.Sweep {
+		name += " q" + strconv.Itoa(row.ImageQuality)
+	}
+	if s.SegmentSweep {
+		name += " s" + strconv.Itoa(row.SegmentSize)
+	}
+	return name
+}
 
 // serverName says what a run measured: the emulator and its profile, or the server's version and address.
 func serverName(m bench.Meta) string {

@@ -60,6 +60,9 @@ func tableHeader(s *Summary) []string {
 	if s.Sweep {
 		header = append(header, "quality")
 	}
+	if s.SegmentSweep {
+		header = append(header, "segment")
+	}
 	header = append(header, "n", "err")
 	for _, p := range s.Percentiles {
 		header = append(header, percentileName(p)+"_s")
@@ -72,6 +75,9 @@ func tableCells(s *Summary, row Row) []string {
 	cells := []string{row.Strategy}
 	if s.Sweep {
 		cells = append(cells, strconv.Itoa(row.ImageQuality))
+	}
+	if s.SegmentSweep {
+		cells = append(cells, strconv.Itoa(row.SegmentSize))
 	}
 	cells = append(cells, strconv.Itoa(row.N), strconv.Itoa(row.Errors))
 	for _, p := range s.Percentiles {
@@ -86,34 +92,47 @@ func tableCells(s *Summary, row Row) []string {
 }
 
 // pivot renders one percentile of a sweep (p50, or the first one shown when p50 is not) as one row per
-// strategy and one column per image quality, the shape in which a quality effect is read at a glance.
+// strategy and one column per cell (image quality, and segment size in a segment-size sweep), the shape in
+// which a quality effect is read at a glance.
 func pivot(w io.Writer, s *Summary, markdown bool) error {
 	p := 50.0
 	if !slices.Contains(s.Percentiles, p) {
 		p = s.Percentiles[0]
 	}
 	pname := "p" + strconv.FormatFloat(p, 'f', -1, 64)
+	type col struct{ quality, segment int }
 	var strategies []string
-	var qualities []int
-	vals := map[string]map[int]string{}
+	var cols []col
+	vals := map[string]map[col]string{}
 	for _, row := range s.Rows {
 		if vals[row.Strategy] == nil {
-			vals[row.Strategy] = map[int]string{}
+			vals[row.Strategy] = map[col]string{}
 			strategies = append(strategies, row.Strategy)
 		}
-		if !slices.Contains(qualities, row.ImageQuality) {
-			qualities = append(qualities, row.ImageQuality)
+		c := col{row.ImageQuality, row.SegmentSize}
+		if !slices.Contains(cols, c) {
+			cols = append(cols, c)
 		}
-		vals[row.Strategy][row.ImageQuality] = secs(row.EndToEnd.At(p))
+		vals[row.Strategy][c] = secs(row.EndToEnd.At(p))
 	}
-	slices.Sort(qualities)
+	slices.SortFunc(cols, func(a, b col) int {
+		return cmp.Or(cmp.Compare(a.quality, b.quality), cmp.Compare(a.segment, b.segment))
+	})
 	header := []string{"strategy"}
 	align := tw.Alignment{tw.AlignLeft}
-	for _, q := range qualities {
-		header = append(header, "q"+strconv.Itoa(q)+"_"+pname+"_s")
+	for _, c := range cols {
+		name := "q" + strconv.Itoa(c.quality)
+		if s.SegmentSweep {
+			name += "_s" + strconv.Itoa(c.segment)
+		}
+		header = append(header, name+"_"+pname+"_s")
 		align = append(align, tw.AlignRight)
 	}
-	caption := "end-to-end " + pname + "_s by image quality:\n"
+	by := "image quality"
+	if s.SegmentSweep {
+		by = "image quality (q) and segment size (s)"
+	}
+	caption := "end-to-end " + pname + "_s by " + by + ":\n"
 	if markdown {
 		caption = "\n" + caption + "\n" // a markdown table needs blank lines around it
 	}
@@ -125,8 +144,8 @@ func pivot(w io.Writer, s *Summary, markdown bool) error {
 	t.Header(header)
 	for _, name := range strategies {
 		cells := []string{cell(name, markdown)}
-		for _, q := range qualities {
-			cells = append(cells, cmp.Or(vals[name][q], "-")) // "-": this strategy did not run at q
+		for _, c := range cols {
+			cells = append(cells, cmp.Or(vals[name][c], "-")) // "-": this strategy did not run in this cell
 		}
 		if err := t.Append(cells); err != nil {
 			return fmt.Errorf("pivot row %s: %w", name, err)
@@ -153,10 +172,7 @@ func footer(w io.Writer, s *Summary, markdown bool) error {
 		if len(row.ErrorsByClass) == 0 {
 			continue
 		}
-		name := row.Strategy
-		if s.Sweep {
-			name += " q" + strconv.Itoa(row.ImageQuality)
-		}
+		name := row.Strategy + cellName(s, row)
 		var parts []string
 		for _, class := range slices.Sorted(maps.Keys(row.ErrorsByClass)) {
 			parts = append(parts, fmt.Sprintf("%s=%d", class, row.ErrorsByClass[class]))

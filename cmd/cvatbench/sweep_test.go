@@ -97,3 +97,57 @@ func jsonFloat(v float64) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestSegmentSizeSweep: --segment-size takes several values and sweeps them with the image qualities; every
+// table, the JSON and the chunk probe's rows name the cell.
+func TestSegmentSizeSweep(t *testing.T) {
+	out := t.TempDir()
+	code, table, stderr := cvatbench("run", "--sim-profile", "instant", "--strategies", "poll", "--tasks", "1",
+		"--concurrency", "1", "--images", "6", "--image-size", "64x48", "--image-quality", "40,80",
+		"--segment-size", "2,0", "--out", out)
+	if code != exitOK {
+		t.Fatalf("run exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"| segment |", "q40_s0_p50_s", "q80_s2_p50_s", "by image quality (q) and segment size (s)"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	dirs, _ := filepath.Glob(filepath.Join(out, "*"))
+	code, js, stderr := cvatbench("report", "--format", "json", dirs[0])
+	if code != exitOK {
+		t.Fatalf("report exit %d: %s", code, stderr)
+	}
+	var sum struct {
+		Rows []struct {
+			Quality int `json:"image_quality"`
+			Segment int `json:"segment_size"`
+			N       int `json:"n"`
+		} `json:"rows"`
+		Quality struct {
+			Rows []struct {
+				Quality int `json:"image_quality"`
+				Segment int `json:"segment_size"`
+				Frames  int `json:"frames"`
+			} `json:"rows"`
+		} `json:"quality"`
+	}
+	if err := json.Unmarshal([]byte(js), &sum); err != nil {
+		t.Fatal(err)
+	}
+	type cell struct{ q, s int }
+	want := []cell{{40, 0}, {40, 2}, {80, 0}, {80, 2}}
+	if len(sum.Rows) != 4 || len(sum.Quality.Rows) != 4 {
+		t.Fatalf("rows %+v, quality rows %+v: want 4 cells each", sum.Rows, sum.Quality.Rows)
+	}
+	for i, w := range want {
+		r, q := sum.Rows[i], sum.Quality.Rows[i]
+		if (cell{r.Quality, r.Segment}) != w || r.N != 1 || (cell{q.Quality, q.Segment}) != w {
+			t.Errorf("row %d: %+v / %+v, want cell %+v", i, r, q, w)
+		}
+		// One job of 6 frames (segment size 0) is read as the preview's chunk; with 2 frames per job, job 1's.
+		if wantFrames := map[int]int{0: 6, 2: 2}[w.s]; q.Frames != wantFrames {
+			t.Errorf("cell %+v: %d frames scored, want %d", w, q.Frames, wantFrames)
+		}
+	}
+}
