@@ -220,6 +220,9 @@ func (s *Server) handleJobData(c *call) {
 		}
 		c.post += max(build-encoded, 0)
 	}
+	{ // every read streams the chunk out of the cache
+		c.post += time.Duration(float64(s.prof.ChunkReadPerMiB) * float64(len(e.data)) / (1 << 20))
+	}
 	h := c.w.Header()
 	h.Set("Content-Type", "application/zip")
 	h.Set("X-Checksum", chunkChecksum(e.data))

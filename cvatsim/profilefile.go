@@ -233,6 +233,7 @@ var terms = []term{
 	durationTerm("webhook_hop", func(p *Profile) *time.Duration { return &p.WebhookHop }),
 	durationTerm("chunk_first_read_per_image", func(p *Profile) *time.Duration { return &p.ChunkFirstReadPerImage }),
 	durationTerm("chunk_poll_step", func(p *Profile) *time.Duration { return &p.ChunkPollStep }),
+	durationTerm("chunk_read_per_mib", func(p *Profile) *time.Duration { return &p.ChunkReadPerMiB }),
 	floatTerm("background_arrivals_per_second", func(p *Profile) *float64 { return &p.Background.ArrivalsPerSecond }),
 	distTerm("background_service", func(p *Profile) *Dist { return &p.Background.Service }),
 }

@@ -51,9 +51,9 @@ func qualityCells(q *QualitySummary, row QualityRow) []string {
 
 // qualityCaption says what the per-quality table measured.
 func qualityCaption(q *QualitySummary) string {
-	what := "chunk 0 of each task's first job"
+	what := "chunk 0 of each task's second job, or of its only one, which the task preview built during creation"
 	if q.ChunkMode == bench.ChunksAll {
-		what = "every chunk of every job"
+		what = "every chunk of every job; cold and warm of the second job's chunk 0"
 	}
 	return fmt.Sprintf("compressed chunks by image quality (%s; cold: first read, warm: the next; "+
 		"PSNR/SSIM on luma against the originals; creation: create sent -> jobs visible; cache: %s):\n", what, q.CacheMode)
