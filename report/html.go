@@ -157,6 +157,9 @@ func metaRows(run *Run) [][2]string {
 	add("strategies", strings.Join(c.Strategies, ", "))
 	add("workload", fmt.Sprintf("%d tasks per strategy, quality and segment size; %d images %s %s; image_quality %s; segment_size %s; upload %s",
 		c.TasksPerStrategy, c.Images, c.ImageSize, c.ImageFormat, joinInts(c.ImageQualities), joinInts(c.SegmentSizes), c.UploadMode))
+	if c.Chunks != "" {
+		add("chunk probe", c.Chunks)
+	}
 	add("seed", strconv.FormatInt(m.Seed, 10))
 	add("clock offset", fmt.Sprintf("±%.1f ms at worst, ±%.1f ms typical (%d estimates; ground truth: %t)",
 		m.ClockOffset.MaxErrorMs, m.ClockOffset.MedianErrorMs, m.ClockOffset.Estimates, m.ClockOffset.GroundTruth))
