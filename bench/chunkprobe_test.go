@@ -26,6 +26,16 @@ func probeConfig(t *testing.T) bench.Config {
 
 func runFake(t *testing.T, cfg bench.Config, api *fakeAPI, clk *fakeClock) []bench.TrialRecord {
 	t.Helper()
+	run := runFakeSaved(t, cfg, api, clk)
+	if len(run.Trials) != cfg.Trials() {
+		t.Fatalf("%d trials recorded, want %d", len(run.Trials), cfg.Trials())
+	}
+	return run.Trials
+}
+
+// runFakeSaved runs cfg against the fake server and loads what the run saved.
+func runFakeSaved(t *testing.T, cfg bench.Config, api *fakeAPI, clk *fakeClock) *report.Run {
+	t.Helper()
 	r, err := bench.New(cfg, fakeOptions(api, clk, cfg)...)
 	if err != nil {
 		t.Fatal(err)
@@ -38,10 +48,7 @@ func runFake(t *testing.T, cfg bench.Config, api *fakeAPI, clk *fakeClock) []ben
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(run.Trials) != cfg.Trials() {
-		t.Fatalf("%d trials recorded, want %d", len(run.Trials), cfg.Trials())
-	}
-	return run.Trials
+	return run
 }
 
 func TestChunkProbeFirstChunkOfASweep(t *testing.T) {

@@ -298,19 +298,7 @@ func TestNewRejects(t *testing.T) {
 func TestResultsRoundTrip(t *testing.T) {
 	cfg := fakeConfig(t)
 	clk := newFakeClock()
-	api := newFakeAPI(clk)
-	r, err := bench.New(cfg, fakeOptions(api, clk, cfg)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := r.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := report.Load(res.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	run := runFakeSaved(t, cfg, newFakeAPI(clk), clk)
 	cfg.Chunks = cfg.ChunkMode() // meta.json names the mode the run used
 	if diff := cmp.Diff(cfg, run.Meta.Config); diff != "" {
 		t.Errorf("meta config (-want +got):\n%s", diff)
@@ -331,7 +319,7 @@ func TestResultsRoundTrip(t *testing.T) {
 		}
 	}
 	// Loading twice gives the same summary (the table is reproducible).
-	again, err := report.Load(res.Dir)
+	again, err := report.Load(run.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +328,7 @@ func TestResultsRoundTrip(t *testing.T) {
 		t.Errorf("summary not reproducible:\n%s", diff)
 	}
 	// The hlog is a standard HdrHistogram log.
-	f, err := os.Open(filepath.Join(res.Dir, "poll.hlog"))
+	f, err := os.Open(filepath.Join(run.Dir, "poll.hlog"))
 	if err != nil {
 		t.Fatal(err)
 	}

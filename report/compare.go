@@ -172,14 +172,8 @@ func keyName(k compareKey, sweep, segmentSweep bool) string {
 }
 
 func isSweep(run *Run) bool {
-	qs := map[int]bool{}
-	for _, t := range run.Trials {
-		qs[t.ImageQuality] = true
-	}
-	for _, q := range run.Meta.Config.ImageQualities {
-		qs[q] = true
-	}
-	return len(qs) > 1 || isSegmentSweep(run)
+	return varies(run, func(t bench.TrialRecord) int { return t.ImageQuality }, run.Meta.Config.ImageQualities) ||
+		isSegmentSweep(run)
 }
 
 func collect(run *Run, sweep, segmentSweep bool) map[compareKey]*samples {

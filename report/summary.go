@@ -236,14 +236,19 @@ func nsToMs(ns int64) float64 { return float64(ns) / float64(time.Millisecond) }
 
 // isSegmentSweep reports whether run varies the segment size (trials or configuration).
 func isSegmentSweep(run *Run) bool {
-	segs := map[int]bool{}
+	return varies(run, func(t bench.TrialRecord) int { return t.SegmentSize }, run.Meta.Config.SegmentSizes)
+}
+
+// varies reports whether a setting takes more than one value over run's trials and configured values.
+func varies(run *Run, of func(bench.TrialRecord) int, configured []int) bool {
+	seen := map[int]bool{}
 	for _, t := range run.Trials {
-		segs[t.SegmentSize] = true
+		seen[of(t)] = true
 	}
-	for _, sg := range run.Meta.Config.SegmentSizes {
-		segs[sg] = true
+	for _, v := range configured {
+		seen[v] = true
 	}
-	return len(segs) > 1
+	return len(seen) > 1
 }
 
 // cellName names a row's cell in a sweep: " q70", " q70 s5"; "" outside a sweep.
