@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,5 +112,79 @@ func TestRealServerCalibrate(t *testing.T) {
 	}
 	if code, _, stderr := cvatbench("run", "--sim-profile", out, "--strategies", "poll", "--tasks", "2", "--concurrency", "1", "--out", t.TempDir()); code != exitOK {
 		t.Errorf("run with the calibrated profile: %s", stderr)
+	}
+}
+
+// TestRealServerQualitySweep sweeps two qualities and two segment sizes on a real CVAT with the photographs:
+// every probe reads and scores its chunk (the endpoint and answers CVAT 2.73 gives), the chunks of q90 are
+// larger and keep more than those of q30, and the first job's chunk, which the task preview built, reads
+// warm on its first read.
+func TestRealServerQualitySweep(t *testing.T) {
+	srv := realserver.Get(t)
+	photos := photosDir(t)
+	t.Setenv("CVAT_USER", "")
+	t.Setenv("CVAT_PASSWORD", "")
+	t.Setenv("CVAT_ACCESS_TOKEN", "")
+	out := t.TempDir()
+	args := append([]string{"run", "--strategies", "poll", "--tasks", "2", "--concurrency", "1", "--images-dir", photos,
+		"--image-quality", "30,90", "--segment-size", "0,5", "--out", out}, realArgs(srv)...)
+	code, stdout, stderr := cvatbench(args...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
+	}
+	t.Log(stdout)
+	files, _ := filepath.Glob(filepath.Join(out, "*", "trials.jsonl"))
+	if len(files) != 1 {
+		t.Fatalf("results: %v", files)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	type probe struct {
+		PreviewBuilt bool      `json:"preview_built"`
+		Frames       int       `json:"frames"`
+		Bytes        int64     `json:"bytes"`
+		ColdMs       *float64  `json:"cold_ms"`
+		WarmMs       *float64  `json:"warm_ms"`
+		SSIM         []float64 `json:"ssim"`
+		Error        string    `json:"error"`
+	}
+	byCell := map[[2]int][]probe{}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var rec struct {
+			Quality int    `json:"image_quality"`
+			Segment int    `json:"segment_size"`
+			Result  string `json:"result"`
+			Chunks  *probe `json:"chunks"`
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Result != "ok" || rec.Chunks == nil || rec.Chunks.Error != "" || rec.Chunks.ColdMs == nil || rec.Chunks.WarmMs == nil {
+			t.Fatalf("trial %s", l)
+		}
+		p := *rec.Chunks
+		if want := map[int]int{0: 10, 5: 5}[rec.Segment]; p.Frames != want || len(p.SSIM) != want || p.PreviewBuilt != (rec.Segment == 0) {
+			t.Errorf("q%d s%d: %d frames scored of %d, preview built %v", rec.Quality, rec.Segment, len(p.SSIM), p.Frames, p.PreviewBuilt)
+		}
+		byCell[[2]int{rec.Quality, rec.Segment}] = append(byCell[[2]int{rec.Quality, rec.Segment}], p)
+	}
+	for _, seg := range []int{0, 5} {
+		lo, hi := byCell[[2]int{30, seg}], byCell[[2]int{90, seg}]
+		if len(lo) != 2 || len(hi) != 2 {
+			t.Fatalf("segment %d: %d and %d probes", seg, len(lo), len(hi))
+		}
+		if !(hi[0].Bytes > lo[0].Bytes && slices.Min(hi[0].SSIM) > slices.Min(lo[0].SSIM)) {
+			t.Errorf("segment %d: q30 %d bytes, worst SSIM %.4f; q90 %d bytes, worst %.4f", seg, lo[0].Bytes,
+				slices.Min(lo[0].SSIM), hi[0].Bytes, slices.Min(hi[0].SSIM))
+		}
+	}
+	// The preview's chunk is cached during creation: its first read is not a build, which waits at least one
+	// of CVAT's 0.2 s checks.
+	for _, p := range append(byCell[[2]int{30, 0}], byCell[[2]int{90, 0}]...) {
+		if *p.ColdMs >= 200 && *p.ColdMs > 2**p.WarmMs {
+			t.Errorf("preview-built chunk: cold %.0f ms, warm %.0f ms", *p.ColdMs, *p.WarmMs)
+		}
 	}
 }
