@@ -102,17 +102,11 @@ func (s *Server) buildStaticChunks(rq *request, frames []frame, segs []segment, 
 	return out, nil
 }
 
-// previewChunkLocked caches chunk 0 of a task's first job as CVAT's task preview leaves it (the preview reads
-// frame 0 of that compressed chunk during creation), so its first read is warm. The bytes are encoded in the
-// background, off the read's path, as they were on the real server before the read.
-func (s *Server) previewChunkLocked(taskID, jobID int, frames []frame, sg segment, chunkSize, quality int) {
-	e := &chunkEntry{}
-	s.chunks[chunkKey{task: taskID, job: jobID, index: 0, compressed: true}] = e
-	first, last := jobChunkFrames(&job{start: sg.start, stop: sg.stop}, chunkSize, 0)
-	go e.once.Do(func() {
-		e.data, e.err = s.buildChunk(frames, first, last, true, quality)
-		e.built = s.now()
-	})
+// previewChunkLocked marks chunk 0 of a task's first job as CVAT's task preview leaves it (the preview reads
+// frame 0 of that compressed chunk during creation, which caches it), so its first read costs no build time.
+// Its bytes are assembled on that read, from the frames the pipeline re-encoded in the background (warm).
+func (s *Server) previewChunkLocked(taskID, jobID int) {
+	s.chunks[chunkKey{task: taskID, job: jobID, index: 0, compressed: true}] = &chunkEntry{}
 }
 
 // storeLocked puts the chunks of segment si in the cache under a job id.

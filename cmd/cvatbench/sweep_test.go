@@ -33,7 +33,7 @@ func TestQualitySweepOnPhotographs(t *testing.T) {
 	photos := photosDir(t)
 	out := t.TempDir()
 	code, _, stderr := cvatbench("run", "--sim-profile", "instant", "--strategies", "poll", "--tasks", "1",
-		"--concurrency", "1", "--images-dir", photos, "--image-quality", "30,50,70,85,95", "--out", out)
+		"--concurrency", "1", "--images-dir", photos, "--image-quality", "30,50,70,85,95", "--segment-size", "3", "--out", out)
 	if code != exitOK {
 		t.Fatalf("run exit %d: %s", code, stderr)
 	}
@@ -69,8 +69,8 @@ func TestQualitySweepOnPhotographs(t *testing.T) {
 		t.Fatalf("quality summary %+v: want the first-chunk probe on by default in a 5-quality sweep", sum.Quality)
 	}
 	for i, r := range rows {
-		if r.Frames != 5 || r.ProbeErrors != 0 || r.PSNRP50 == nil || r.ColdP50Ms == nil || r.WarmP50Ms == nil {
-			t.Errorf("q%d: %+v, want 5 frames scored (segment size 5), no probe error", r.ImageQuality, r)
+		if r.Frames != 3 || r.ProbeErrors != 0 || r.PSNRP50 == nil || r.ColdP50Ms == nil || r.WarmP50Ms == nil {
+			t.Errorf("q%d: %+v, want 3 frames scored (job 1 of segment size 3: chelsea, coffee, grass), no probe error", r.ImageQuality, r)
 		}
 		if i == 0 {
 			continue
