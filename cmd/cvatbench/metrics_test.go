@@ -205,3 +205,23 @@ func TestMetricsLingerEndsOnCancel(t *testing.T) {
 		t.Errorf("second Finish: %v, want an error", err)
 	}
 }
+
+// TestRunWithARejectingPushgateway: the run's table is out, the push failure is one line naming the
+// Pushgateway call once ("metrics: push ..."), and the exit code is 1.
+func TestRunWithARejectingPushgateway(t *testing.T) {
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "pushes are off", http.StatusServiceUnavailable)
+	}))
+	defer gw.Close()
+	code, stdout, stderr := cvatbench("run", "--sim-profile", "instant", "--strategies", "poll", "--tasks", "1",
+		"--concurrency", "1", "--images", "1", "--image-size", "16x16", "--out", t.TempDir(), "--pushgateway", gw.URL)
+	if code != exitRuntime {
+		t.Fatalf("exit %d, want %d: %s", code, exitRuntime, stderr)
+	}
+	if !strings.Contains(stdout, "| poll") {
+		t.Errorf("no table on stdout:\n%s", stdout)
+	}
+	if !strings.Contains(stderr, "metrics: push") || strings.Contains(stderr, "metrics: metrics:") {
+		t.Errorf("stderr %q: want the push failure prefixed once", stderr)
+	}
+}

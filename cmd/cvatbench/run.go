@@ -260,7 +260,7 @@ func runAction(c *cli.Context) error {
 	}
 	// Push, write the textfile and linger after the table is out; the saved trials are what gets exported.
 	if err := metrics.Finish(ctx, saved.Trials, runDuration, failedSLOs, runErr == nil && failedSLOs == 0); err != nil {
-		runErr = errors.Join(runErr, fmt.Errorf("metrics: %w", err))
+		runErr = errors.Join(runErr, err) // Finish names itself ("metrics: push ...")
 	}
 	if runErr != nil {
 		// A failed run exits 1 even if thresholds were breached too: its numbers are incomplete.
