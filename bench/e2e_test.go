@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"context"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -179,3 +180,45 @@ func (o *countingObserver) APICall(s string, _ cvat.Call) {
 func (o *countingObserver) TrialFinished(bench.TrialRecord) { o.mu.Lock(); o.finished++; o.mu.Unlock() }
 
 func abs(v float64) float64 { return max(v, -v) }
+
+// A webhook receiver port in use fails the run before it creates anything on the server.
+func TestBusyWebhookPortFailsBeforeAnyCreate(t *testing.T) {
+	_, base := newSim(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	key, err := cvat.Login(context.Background(), base, "admin", "admin", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var writes []string
+	client, err := cvat.New(cvat.Config{BaseURL: base, Auth: cvat.Token(key), OnCall: func(c cvat.Call) {
+		if c.Method != "GET" {
+			mu.Lock()
+			writes = append(writes, c.Method+" "+c.Endpoint)
+			mu.Unlock()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := bench.DefaultConfig()
+	cfg.Strategies = []string{"poll", "webhook"}
+	cfg.TasksPerStrategy, cfg.Concurrency = 1, 1
+	cfg.WebhookListen = busy.Addr().String()
+	cfg.OutDir = t.TempDir()
+	r, err := bench.New(cfg, bench.WithClient(client))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "webhook receiver") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Run = %v, want the busy receiver port", err)
+	}
+	if len(writes) != 0 || res.Dir != "" {
+		t.Errorf("writes %v, results dir %q: want nothing created or written", writes, res.Dir)
+	}
+}

@@ -290,6 +290,12 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 		return res, err
 	}
 	r.originals = newOriginalLumas(files)
+	// A receiver port in use would otherwise be found only by Prepare, after the projects were created.
+	if slices.Contains(r.cfg.Strategies, "webhook") {
+		if err := strategies.CheckWebhookListen(r.cfg.WebhookListen); err != nil {
+			return res, err
+		}
+	}
 	// The server must answer and accept the credentials before anything is written or created: a wrong URL
 	// or token fails fast and leaves nothing behind.
 	about, err := r.checkServer(ctx)

@@ -137,6 +137,16 @@ func CheckWebhookAddress(listen, publicURL string) error {
 	return errors.Join(errs...)
 }
 
+// CheckWebhookListen binds listen for a moment and lets it go, so that a port in use is found before a run
+// creates anything on the server (Prepare binds it again). Port 0 always passes.
+func CheckWebhookListen(listen string) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("webhook receiver: %w", err)
+	}
+	return ln.Close()
+}
+
 // Name returns "webhook".
 func (*Webhook) Name() string { return "webhook" }
 
