@@ -496,10 +496,11 @@ func (r *Runner) checkServer(ctx context.Context) (cvat.About, error) {
 	return about, nil
 }
 
-// unreachable reports whether err says that nothing answers at the address: the connection was refused or the
-// host name does not resolve. Waiting does not fix a wrong URL.
+// unreachable reports whether err says that nothing answers at the address as asked: the connection was
+// refused, the host name does not resolve, or TLS cannot work (https:// to plain HTTP, a certificate the
+// client refuses). Waiting does not fix a wrong URL.
 func unreachable(err error) bool {
-	if errors.Is(err, syscall.ECONNREFUSED) {
+	if errors.Is(err, syscall.ECONNREFUSED) || cvat.IsPermanentTransportError(err) {
 		return true
 	}
 	var dns *net.DNSError

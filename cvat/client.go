@@ -9,6 +9,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -347,13 +349,28 @@ func idempotent(method string) bool {
 
 func retryable(resp *response, err error) bool {
 	if resp == nil {
-		return !errors.Is(err, context.Canceled)
+		return !errors.Is(err, context.Canceled) && !IsPermanentTransportError(err)
 	}
 	switch resp.status {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return true
 	}
 	return false
+}
+
+// IsPermanentTransportError reports a transport failure that another attempt cannot mend: https:// to a
+// plain-HTTP server, or a certificate the client does not accept.
+func IsPermanentTransportError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	var record tls.RecordHeaderError
+	return errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid) || errors.As(err, &verify) ||
+		errors.As(err, &record) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 // backoff returns the wait before retry number n (1-based): Retry-After when the server sent one, else

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -82,5 +83,28 @@ func TestRunRejectedBeforeTrialsLeavesNoResultsDir(t *testing.T) {
 				t.Errorf("%d calls after the rejected first contact", n)
 			}
 		})
+	}
+}
+
+// TestHTTPSToPlainHTTPFailsAtOnce: https:// to a plain-HTTP server is one attempt and one line that says
+// what happened, not 5 s of retries.
+func TestHTTPSToPlainHTTPFailsAtOnce(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	u := strings.Replace(srv.URL, "http://", "https://", 1)
+	flagsCredentialEnv(t)
+	code, _, stderr := cvatbench("run", "--url", u, "--token", "tok-Zz1", "--out", t.TempDir())
+	if code != exitRuntime || !strings.Contains(stderr, "server gave HTTP response to HTTPS client") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		t.Errorf("exit %d, stderr %q: want exit 1 and one line naming the mismatch", code, stderr)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1: the mismatch is not worth a retry", n)
 	}
 }
