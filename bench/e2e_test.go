@@ -2,7 +2,9 @@ package bench_test
 
 import (
 	"context"
+	"encoding/json"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -220,5 +222,60 @@ func TestBusyWebhookPortFailsBeforeAnyCreate(t *testing.T) {
 	}
 	if len(writes) != 0 || res.Dir != "" {
 		t.Errorf("writes %v, results dir %q: want nothing created or written", writes, res.Dir)
+	}
+}
+
+// A read-only access token fails the run up front, naming the token, before anything is written.
+func TestReadOnlyTokenFailsBeforeAnyWrite(t *testing.T) {
+	_, base := newSim(t)
+	mk := func(body string) string {
+		req, _ := http.NewRequest("POST", base+"/api/auth/access_tokens", strings.NewReader(body))
+		req.SetBasicAuth("admin", "admin")
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/vnd.cvat+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Value string `json:"value"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 201 {
+			t.Fatalf("create token: %d %v", resp.StatusCode, err)
+		}
+		return out.Value
+	}
+	for _, tc := range []struct {
+		body     string
+		readOnly bool
+	}{{`{"name":"ro-default"}`, true}, {`{"name":"rw","read_only":false}`, false}} {
+		var writes []string
+		var mu sync.Mutex
+		client, err := cvat.New(cvat.Config{BaseURL: base, Auth: cvat.Bearer(mk(tc.body)), OnCall: func(c cvat.Call) {
+			if c.Method != "GET" {
+				mu.Lock()
+				writes = append(writes, c.Method+" "+c.Endpoint)
+				mu.Unlock()
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := bench.DefaultConfig()
+		cfg.Strategies, cfg.TasksPerStrategy, cfg.Concurrency, cfg.Images, cfg.ImageSize = []string{"poll"}, 1, 1, 1, "16x16"
+		cfg.PollInterval = time.Millisecond
+		cfg.OutDir = t.TempDir()
+		r, err := bench.New(cfg, bench.WithClient(client), bench.WithClock(fastClock{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Run(context.Background())
+		switch {
+		case tc.readOnly && (err == nil || !strings.Contains(err.Error(), `access token "ro-default" is read-only`) || len(writes) != 0):
+			t.Errorf("read-only token: Run = %v, writes %v; want the read-only error before any write", err, writes)
+		case !tc.readOnly && err != nil:
+			t.Errorf("writable token: Run = %v", err)
+		}
 	}
 }

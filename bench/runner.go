@@ -493,6 +493,23 @@ func (r *Runner) checkServer(ctx context.Context) (cvat.About, error) {
 	if err != nil {
 		return cvat.About{}, fmt.Errorf("check credentials: %w", explain(err))
 	}
+	// A read-only access token reads everything and fails the first write (POST /api/projects: 403): say so
+	// before the run starts.
+	if r.client != nil && r.client.UsesAccessToken() {
+		var tok cvat.AccessToken
+		err = r.retrySetupIf(cctx, retry, func() error {
+			var err error
+			tok, err = r.client.AccessTokenSelf(cctx)
+			return err
+		})
+		switch {
+		case err != nil:
+			return cvat.About{}, fmt.Errorf("check credentials: %w", explain(err))
+		case tok.ReadOnly:
+			return cvat.About{}, fmt.Errorf("check credentials: the access token %q is read-only, and a run creates "+
+				"projects, tasks and webhooks: use a token created with read_only false", tok.Name)
+		}
+	}
 	return about, nil
 }
 

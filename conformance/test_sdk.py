@@ -75,6 +75,11 @@ def test_create_from_data_jobs(sim, client, name, images, n_images, segment_size
     assert task.overlap == 0
     jobs = assert_jobs_match(sim, task, n_images, segment_size)
     assert task.jobs["count"] == len(jobs)
+    # task.get_meta() reads GET /api/tasks/{id}/data/meta: the frames in upload order, with their sizes.
+    meta = task.get_meta()
+    assert meta.size == n_images and meta.image_quality == IMAGE_QUALITY
+    assert [f.name for f in meta.frames] == [p.name for p in sorted(paths)]
+    assert all(f.width > 0 and f.height > 0 for f in meta.frames)
 
 
 def test_upload_without_waiting_then_poll_request(sim, client, name, images):

@@ -25,6 +25,29 @@ func (c *Client) Self(ctx context.Context) (User, error) {
 	return u, nil
 }
 
+// AccessToken is schema AccessTokenRead (without the value, which CVAT shows only at creation).
+type AccessToken struct {
+	ID       int    `json:"id"`
+	Name     string `json:"name"`
+	ReadOnly bool   `json:"read_only"`
+}
+
+// UsesAccessToken reports whether the client authenticates with a personal access token (Bearer).
+func (c *Client) UsesAccessToken() bool {
+	_, ok := c.auth.(bearerAuth)
+	return ok
+}
+
+// AccessTokenSelf reads the personal access token the client authenticates with (GET
+// /api/auth/access_tokens/self): a read-only token gets 403 on every write (CALIBRATION.md §5.4).
+func (c *Client) AccessTokenSelf(ctx context.Context) (AccessToken, error) {
+	var t AccessToken
+	if err := c.getJSON(ctx, request{endpoint: "/api/auth/access_tokens/self", path: "/api/auth/access_tokens/self"}, &t); err != nil {
+		return AccessToken{}, fmt.Errorf("access token: %w", err)
+	}
+	return t, nil
+}
+
 // CreateAccessToken creates a personal access token without expiry, with write access, and returns its value
 // for Bearer. CVAT shows the value only once; a PAT cannot create another PAT (use Basic or Token).
 func (c *Client) CreateAccessToken(ctx context.Context, name string) (value string, err error) {

@@ -157,6 +157,60 @@ func TestAccessTokens(t *testing.T) {
 	e.must(403, e.do("POST", "/api/tasks", []byte(`{"name":"x"}`), map[string]string{"Authorization": "Bearer " + ro}))
 }
 
+// The token facts measured on CVAT 2.73.0 (CALIBRATION.md §5.4): read-only by default, created with the
+// legacy login key too, self, DELETE 204 then 404, and a revoked token gets 401.
+func TestAccessTokenLifecycle(t *testing.T) {
+	e := newEnv(t, cvatsim.Options{})
+	login := e.must(200, e.do("POST", "/api/auth/login", []byte(`{"username":"admin","password":"admin"}`),
+		map[string]string{"Authorization": ""})).obj(t)
+	legacy := map[string]string{"Authorization": "Token " + login["key"].(string)}
+	created := e.must(201, e.do("POST", "/api/auth/access_tokens", []byte(`{"name":"default"}`), legacy)).obj(t)
+	if created["read_only"] != true {
+		t.Fatalf("a token created without read_only: %v, want read-only", created["read_only"])
+	}
+	bearer := map[string]string{"Authorization": "Bearer " + created["value"].(string)}
+	e.must(403, e.do("POST", "/api/projects", []byte(`{"name":"p"}`), bearer))
+	self := e.must(200, e.do("GET", "/api/auth/access_tokens/self", nil, bearer)).obj(t)
+	if self["id"] != created["id"] || self["read_only"] != true || self["value"] != nil {
+		t.Fatalf("self %v", self)
+	}
+	path := fmt.Sprintf("/api/auth/access_tokens/%v", created["id"])
+	e.must(200, e.do("GET", path, nil, nil))
+	e.must(204, e.do("DELETE", path, nil, nil))
+	if r := e.must(404, e.do("DELETE", path, nil, nil)); !contains(string(r.body), "No AccessToken matches the given query.") {
+		t.Fatalf("second delete: %s", r.body)
+	}
+	e.must(401, e.do("GET", "/api/users/self", nil, bearer))
+	// As Token instead of Bearer, a PAT is not a login key.
+	writable := e.must(201, e.do("POST", "/api/auth/access_tokens", []byte(`{"name":"w","read_only":false}`), nil)).obj(t)
+	e.must(401, e.do("GET", "/api/users/self", nil, map[string]string{"Authorization": "Token " + writable["value"].(string)}))
+}
+
+// GET /api/tasks/{id}/data/meta, which the SDK's task.get_meta() reads: 400 before the data, then the frames.
+func TestTaskDataMeta(t *testing.T) {
+	e := newEnv(t, cvatsim.Options{})
+	id := e.createTask(map[string]any{"name": "meta", "segment_size": 2})
+	path := fmt.Sprintf("/api/tasks/%d/data/meta", id)
+	e.must(400, e.do("GET", path, nil, nil))
+	e.uploadSingle(id, map[string]string{"image_quality": "55"}, images(3))
+	e.waitVisible(id)
+	var meta struct {
+		Size         int    `json:"size"`
+		ImageQuality int    `json:"image_quality"`
+		StopFrame    int    `json:"stop_frame"`
+		Storage      string `json:"storage"`
+		Frames       []struct {
+			Width, Height int
+			Name          string
+		} `json:"frames"`
+	}
+	e.must(200, e.do("GET", path, nil, nil)).json(t, &meta)
+	if meta.Size != 3 || meta.ImageQuality != 55 || meta.StopFrame != 2 || meta.Storage != "local" || len(meta.Frames) != 3 ||
+		meta.Frames[0].Width != 8 || meta.Frames[0].Height != 6 || meta.Frames[2].Name != "img_0002.png" {
+		t.Fatalf("meta %+v", meta)
+	}
+}
+
 func TestAcceptNegotiation(t *testing.T) {
 	e := newEnv(t, cvatsim.Options{})
 	tests := []struct {

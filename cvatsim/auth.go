@@ -196,18 +196,18 @@ func (s *Server) handleLogout(c *call) {
 	c.json(http.StatusOK, obj{{"detail", "Successfully logged out."}})
 }
 
-// handleCreatePAT is POST /api/auth/access_tokens. Only password-based
-// authentication (Basic or session) may create a token: a PAT cannot create a
-// PAT (API.md §2.1).
+// handleCreatePAT is POST /api/auth/access_tokens. Basic, a session or the
+// legacy login key may create a token; a PAT cannot create a PAT (API.md §2.1;
+// CALIBRATION.md §5.4). A new token is read-only unless asked otherwise.
 func (s *Server) handleCreatePAT(c *call) {
-	if c.auth != "basic" && c.auth != "session" {
+	if c.auth != "basic" && c.auth != "session" && c.auth != "token" {
 		c.forbidden()
 		return
 	}
 	var in struct {
 		Name       *string    `json:"name"`
 		ExpiryDate *time.Time `json:"expiry_date"`
-		ReadOnly   bool       `json:"read_only"`
+		ReadOnly   *bool      `json:"read_only"`
 	}
 	if !c.decodeJSON(&in) {
 		return
@@ -233,19 +233,79 @@ func (s *Server) handleCreatePAT(c *call) {
 		c.badRequest([]string{"Too many access tokens. The maximum allowed number is 50."})
 		return
 	}
-	p := &pat{id: s.nextID("pat"), name: *in.Name, value: randomHex(32), user: c.user, readOnly: in.ReadOnly,
+	readOnly := in.ReadOnly == nil || *in.ReadOnly
+	p := &pat{id: s.nextID("pat"), name: *in.Name, value: randomHex(32), user: c.user, readOnly: readOnly,
 		created: now, expiry: in.ExpiryDate}
 	s.pats[p.value] = p
 	s.mu.Unlock()
+	c.json(http.StatusCreated, append(renderPAT(p, c.base()), kv{"value", p.value}))
+}
+
+// renderPAT is AccessTokenRead without the value, which is shown once, at creation.
+func renderPAT(p *pat, base string) obj {
 	var exp any
 	if p.expiry != nil {
 		exp = fmtTime(*p.expiry)
 	}
-	c.json(http.StatusCreated, obj{
-		{"id", p.id}, {"name", p.name}, {"created_date", fmtTime(now)}, {"updated_date", fmtTime(now)},
+	return obj{
+		{"id", p.id}, {"name", p.name}, {"created_date", fmtTime(p.created)}, {"updated_date", fmtTime(p.created)},
 		{"expiry_date", exp}, {"last_used_date", nil}, {"read_only", p.readOnly},
-		{"owner", basicUser(c.user, c.base())}, {"value", p.value},
-	})
+		{"owner", basicUser(p.user, base)},
+	}
+}
+
+// handlePATSelf is GET /api/auth/access_tokens/self: the token the call is authenticated with.
+func (s *Server) handlePATSelf(c *call) {
+	if c.pat == nil {
+		c.notFound("AccessToken")
+		return
+	}
+	s.mu.Lock()
+	out := renderPAT(c.pat, c.base())
+	s.mu.Unlock()
+	c.json(http.StatusOK, out)
+}
+
+// ownPATLocked finds the caller's token of the path's id; false means the 404 was sent.
+func (s *Server) ownPATLocked(c *call) (*pat, bool) {
+	id, ok := c.pathID(0, "AccessToken")
+	if !ok {
+		return nil, false
+	}
+	for _, p := range s.pats {
+		if p.id == id && p.user == c.user {
+			return p, true
+		}
+	}
+	c.notFound("AccessToken")
+	return nil, false
+}
+
+// handleGetPAT is GET /api/auth/access_tokens/{id}.
+func (s *Server) handleGetPAT(c *call) {
+	s.mu.Lock()
+	p, ok := s.ownPATLocked(c)
+	var out obj
+	if ok {
+		out = renderPAT(p, c.base())
+	}
+	s.mu.Unlock()
+	if ok {
+		c.json(http.StatusOK, out)
+	}
+}
+
+// handleDeletePAT is DELETE /api/auth/access_tokens/{id}: 204, and the token stops working at once.
+func (s *Server) handleDeletePAT(c *call) {
+	s.mu.Lock()
+	p, ok := s.ownPATLocked(c)
+	if ok {
+		delete(s.pats, p.value)
+	}
+	s.mu.Unlock()
+	if ok {
+		c.w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 // handleSelf is GET /api/users/self.
@@ -321,15 +381,7 @@ func (s *Server) handleListPATs(c *call) {
 	sort.Slice(ps, func(i, j int) bool { return (ps[i].id > ps[j].id) == desc })
 	items := make([]obj, len(ps))
 	for i, p := range ps {
-		var exp any
-		if p.expiry != nil {
-			exp = fmtTime(*p.expiry)
-		}
-		items[i] = obj{
-			{"id", p.id}, {"name", p.name}, {"created_date", fmtTime(p.created)}, {"updated_date", fmtTime(p.created)},
-			{"expiry_date", exp}, {"last_used_date", nil}, {"read_only", p.readOnly},
-			{"owner", basicUser(p.user, c.base())},
-		}
+		items[i] = renderPAT(p, c.base())
 	}
 	c.list(items)
 }

@@ -166,7 +166,7 @@ func TestListLabels(t *testing.T) {
 
 func TestListAccessTokens(t *testing.T) {
 	e := newEnv(t, cvatsim.Options{})
-	for _, body := range []string{`{"name":"ci"}`, `{"name":"ro","read_only":true}`} {
+	for _, body := range []string{`{"name":"ci","read_only":false}`, `{"name":"ro","read_only":true}`} {
 		e.must(201, e.do("POST", "/api/auth/access_tokens", []byte(body), nil))
 	}
 	var p struct {

@@ -300,6 +300,12 @@ func (s *Server) match(segs []string, trailing bool) (*route, []string) {
 				return &route{name: "access_tokens", methods: map[string]handlerFunc{"GET": s.handleListPATs, "POST": s.handleCreatePAT}}, nil
 			}
 		}
+		if n == 3 && rest[1] == "access_tokens" {
+			if rest[2] == "self" {
+				return &route{name: "access_token self", methods: map[string]handlerFunc{"GET": s.handlePATSelf}}, nil
+			}
+			return &route{name: "access_token", methods: map[string]handlerFunc{"GET": s.handleGetPAT, "DELETE": s.handleDeletePAT}}, rest[2:]
+		}
 	case "users":
 		if n == 2 && rest[1] == "self" {
 			return &route{name: "self", methods: map[string]handlerFunc{"GET": s.handleSelf}}, nil
@@ -319,6 +325,8 @@ func (s *Server) match(segs []string, trailing bool) (*route, []string) {
 			return &route{name: "task", methods: map[string]handlerFunc{"GET": s.handleGetTask, "DELETE": s.handleDeleteTask}}, rest[1:]
 		case n == 3 && rest[2] == "data":
 			return &route{name: "task data", methods: map[string]handlerFunc{"POST": s.handleData, "OPTIONS": s.handleData}}, rest[1:2]
+		case n == 4 && rest[2] == "data" && rest[3] == "meta":
+			return &route{name: "task data meta", methods: map[string]handlerFunc{"GET": s.handleTaskDataMeta}}, rest[1:2]
 		case n == 3 && rest[2] == "status":
 			return &route{name: "task status", methods: map[string]handlerFunc{"GET": s.handleTaskStatus}}, rest[1:2]
 		case n == 4 && rest[2] == "data":

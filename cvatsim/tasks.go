@@ -558,3 +558,29 @@ func (s *Server) handleListLabels(c *call) {
 	}
 	c.list(items)
 }
+
+// handleTaskDataMeta is GET /api/tasks/{id}/data/meta (DataMetaReadSerializer; the SDK's task.get_meta()):
+// the frames with their sizes, in frame order. Before the data is in, CVAT answers 400.
+func (s *Server) handleTaskDataMeta(c *call) {
+	t, ok := s.lockTask(c)
+	if !ok {
+		return
+	}
+	if !t.initialized {
+		s.mu.Unlock()
+		c.badRequest([]string{"Data is not uploaded for the task yet"})
+		return
+	}
+	frames := make([]obj, len(t.frames))
+	for i, f := range t.frames {
+		frames[i] = obj{{"width", f.w}, {"height", f.h}, {"name", f.name}, {"related_files", 0}, {"has_related_context", false}}
+	}
+	out := obj{
+		{"chapters", nil}, {"chunks_updated_date", fmtTime(t.updated)}, {"chunk_size", t.chunkSize},
+		{"size", t.size}, {"image_quality", t.imageQuality}, {"start_frame", 0}, {"stop_frame", max(t.size-1, 0)},
+		{"frame_filter", ""}, {"frames", frames}, {"deleted_frames", []int{}}, {"included_frames", nil},
+		{"storage", "local"}, {"cloud_storage_id", nil}, // where the source files are: uploaded by the client
+	}
+	s.mu.Unlock()
+	c.json(http.StatusOK, out)
+}
