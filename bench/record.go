@@ -17,6 +17,9 @@ const (
 	ResultOK      = "ok"
 	ResultTimeout = "timeout"
 	ResultError   = "error"
+	// ResultCanceled is a trial cut short by the run's interruption (Ctrl-C): not the strategy's failure, so
+	// it is neither an error nor a latency; reports count it apart.
+	ResultCanceled = "canceled"
 )
 
 // Sources of TrialRecord.JobsVisibleAt.
@@ -34,7 +37,7 @@ type TrialRecord struct {
 	Images       int    `json:"images"`
 	SegmentSize  int    `json:"segment_size"`
 	TaskID       int    `json:"task_id,omitempty"`
-	Result       string `json:"result"` // "ok" | "timeout" | "error"
+	Result       string `json:"result"` // "ok" | "timeout" | "error" | "canceled"
 	ErrorClass   string `json:"error_class,omitempty"`
 	Error        string `json:"error,omitempty"`
 	Signal       string `json:"signal,omitempty"`

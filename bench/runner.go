@@ -255,7 +255,8 @@ type Result struct {
 	Dir           string // OutDir/<run-id>
 	Planned       int
 	Recorded      int
-	Errors        int // trials whose result is not "ok"
+	Errors        int // trials that timed out or failed
+	Canceled      int // trials cut short by the interruption: not errors
 	Interrupted   bool
 	CleanupErrors []string
 }
@@ -278,8 +279,8 @@ func RedactURL(raw string) string {
 }
 
 // Run executes the configured trials and cleans up everything it created, also when ctx is cancelled
-// (SIGINT): then scheduling stops, in-flight trials are cancelled and recorded as errors of class "canceled",
-// and the returned error wraps ctx's error. Trial failures are results, not errors.
+// (SIGINT): then scheduling stops, in-flight trials are cancelled and recorded with result "canceled" (not
+// errors), and the returned error wraps ctx's error. Trial failures are results, not errors.
 func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	start := r.clock.Now().UTC()
 	runID := NewRunID(start)
@@ -388,7 +389,7 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	hlogs, herr := w.WriteHlogs(r.cfg.Strategies, total, start, end)
 	meta.HistogramFiles = hlogs
 	col.mu.Lock()
-	res.Recorded, res.Errors = col.recorded, col.errors
+	res.Recorded, res.Errors, res.Canceled = col.recorded, col.errors, col.canceled
 	meta.TrialsRecorded = col.recorded
 	meta.ClockOffset.Estimates = len(col.offsetErrors)
 	meta.ClockOffset.MaxErrorMs, meta.ClockOffset.MedianErrorMs = maxMedian(col.offsetErrors)
@@ -909,7 +910,7 @@ func (r *Runner) estimateClock(ctx context.Context, runID string) {
 func classify(runCtx, trialCtx context.Context, err error) (result, class string) {
 	switch {
 	case runCtx.Err() != nil:
-		return ResultError, "canceled"
+		return ResultCanceled, strategies.ClassCanceled
 	case errors.Is(trialCtx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
 		return ResultTimeout, "timeout"
 	default:
@@ -1026,6 +1027,7 @@ type collector struct {
 	mu           sync.Mutex
 	recorded     int
 	errors       int
+	canceled     int
 	offsetErrors []float64
 	writeErr     error
 }
@@ -1043,7 +1045,11 @@ func (c *collector) finish(rec TrialRecord, into *Recorder) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.recorded++
-	if rec.Result != ResultOK {
+	switch rec.Result {
+	case ResultOK:
+	case ResultCanceled:
+		c.canceled++
+	default:
 		c.errors++
 	}
 	if rec.ClockOffsetErrorMs != nil {

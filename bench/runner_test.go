@@ -253,21 +253,31 @@ func TestRunnerCancelRecordsCanceledTrialsAndCleansUp(t *testing.T) {
 	if !errors.Is(o.err, context.Canceled) || !o.res.Interrupted {
 		t.Fatalf("Run = %+v, %v; want interrupted", o.res, o.err)
 	}
-	if o.res.Recorded != cfg.Concurrency {
-		t.Errorf("recorded %d trials, want the %d in flight", o.res.Recorded, cfg.Concurrency)
+	if o.res.Recorded != cfg.Concurrency || o.res.Canceled != cfg.Concurrency || o.res.Errors != 0 {
+		t.Errorf("recorded %d trials (%d canceled, %d errors), want the %d in flight, canceled, no error",
+			o.res.Recorded, o.res.Canceled, o.res.Errors, cfg.Concurrency)
 	}
 	run, err := report.Load(o.res.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tr := range run.Trials {
-		if tr.Result != bench.ResultError || tr.ErrorClass != "canceled" {
+		if tr.Result != bench.ResultCanceled || tr.ErrorClass != "canceled" {
 			t.Errorf("trial %d: result %s class %s", tr.Seq, tr.Result, tr.ErrorClass)
 		}
 	}
 	if !run.Meta.Interrupted || run.Meta.FinishedAt == nil {
 		t.Errorf("meta %+v", run.Meta)
 	}
+	// The report says the run was interrupted and counts the canceled trials in no row.
+	sum, err := report.Summarize(run, report.DefaultPercentiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Interrupted || sum.Canceled != cfg.Concurrency || len(sum.Rows) != 0 {
+		t.Errorf("summary interrupted %v, canceled %d, rows %+v", sum.Interrupted, sum.Canceled, sum.Rows)
+	}
+
 	if len(api.tasks) != 0 || len(api.projects) != 0 {
 		t.Errorf("left %d tasks, %d projects", len(api.tasks), len(api.projects))
 	}

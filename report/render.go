@@ -211,6 +211,8 @@ func JSON(s *Summary) Reporter {
 			put(false, "visible_sources", s.VisibleSources),
 			put(false, "offset_max_error_ms", s.OffsetMaxErrorMs),
 			put(false, "server", s.Server),
+			put(false, "interrupted", s.Interrupted),
+			put(false, "canceled", s.Canceled),
 		); err != nil {
 			return err
 		}

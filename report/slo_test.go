@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cvatbench/cvatbench/bench"
 )
 
 func TestParseSLO(t *testing.T) {
@@ -135,5 +137,30 @@ func TestEvaluateSLOsSweepRows(t *testing.T) {
 	// q30 p50 ≈ 870 ms passes, q90 ≈ 930 ms fails: a sweep is checked per quality.
 	if len(results) != 2 || !results[0].Pass || results[1].Pass || !strings.Contains(results[1].String(), "poll q90 p50") {
 		t.Errorf("results %v", results)
+	}
+}
+
+// Trials canceled by a Ctrl-C are not the strategy's errors: errors<1% holds for a run whose finished trials
+// all succeeded, and the table says the run was interrupted.
+func TestCanceledTrialsAreNotErrors(t *testing.T) {
+	ok := func(seq int) bench.TrialRecord {
+		return bench.TrialRecord{Seq: seq, Strategy: "poll", ImageQuality: 70, Result: bench.ResultOK, EndToEndMs: f(100)}
+	}
+	run := &Run{Meta: bench.Meta{Interrupted: true, Config: bench.Config{Strategies: []string{"poll"}, ImageQualities: []int{70}}},
+		Trials: []bench.TrialRecord{ok(0), ok(1), {Seq: 2, Strategy: "poll", ImageQuality: 70, Result: bench.ResultCanceled, ErrorClass: "canceled"}}}
+	slos, err := ParseSLOs([]string{"errors<1%"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := EvaluateSLOs(run, slos)
+	if err != nil || len(Failed(results)) != 0 {
+		t.Errorf("errors<1%%: %v, %v", results, err)
+	}
+	var b strings.Builder
+	if _, err := Render(&b, run, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "run interrupted: 1 trials canceled") || !strings.Contains(b.String(), "| poll     | 2 |   0 |") {
+		t.Errorf("table:\n%s", b.String())
 	}
 }

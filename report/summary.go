@@ -36,6 +36,9 @@ type Summary struct {
 	OffsetMaxErrorMs float64 `json:"offset_max_error_ms"`
 	// Server names what the numbers were measured on: "emulator profile cvat-default", "CVAT 2.73.0 at URL".
 	Server string `json:"server,omitempty"`
+	// Interrupted: the run was cut short (Ctrl-C); Canceled trials of it are in no row's n.
+	Interrupted bool `json:"interrupted,omitempty"`
+	Canceled    int  `json:"canceled,omitempty"`
 	// Quality is what the chunk probes measured, per image quality; nil when the run did not probe.
 	Quality *QualitySummary `json:"quality,omitempty"`
 }
@@ -140,8 +143,13 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 	for q := range qualities {
 		single = q
 	}
+	s.Interrupted = run.Meta.Interrupted
 	groups := map[key][]bench.TrialRecord{}
 	for _, t := range run.Trials {
+		if canceledByInterrupt(t) {
+			s.Canceled++
+			continue
+		}
 		k := key{t.Strategy, single, 0}
 		if s.Sweep {
 			k.quality = t.ImageQuality
@@ -233,6 +241,12 @@ func latency(h *hdrhistogram.Histogram, ps []float64, overflow int) Latency {
 }
 
 func nsToMs(ns int64) float64 { return float64(ns) / float64(time.Millisecond) }
+
+// canceledByInterrupt: the trial was cut short by the run's interruption, which says nothing about its
+// strategy. Runs recorded before ResultCanceled wrote such trials as errors of class "canceled".
+func canceledByInterrupt(t bench.TrialRecord) bool {
+	return t.Result == bench.ResultCanceled || (t.Result == bench.ResultError && t.ErrorClass == "canceled")
+}
 
 // isSegmentSweep reports whether run varies the segment size (trials or configuration).
 func isSegmentSweep(run *Run) bool {

@@ -179,6 +179,9 @@ func footer(w io.Writer, s *Summary, markdown bool) error {
 		}
 		fmt.Fprintf(&b, "errors %s: %s\n", name, strings.Join(parts, " "))
 	}
+	if s.Interrupted || s.Canceled > 0 {
+		fmt.Fprintf(&b, "run interrupted: %d trials canceled by the interruption are in no row\n", s.Canceled)
+	}
 	switch {
 	case s.VisibleSources["server_finished_date"] > 0:
 		fmt.Fprintf(&b, "detect_*: jobs-visible time estimated from the request's finished_date (clock offset ±%.1f ms at worst); "+

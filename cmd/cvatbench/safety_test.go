@@ -148,7 +148,7 @@ func safetyCheckInterruptedResults(t *testing.T, out string) {
 			t.Errorf("line %d: ok trial without its outcome: %s", i+1, line)
 		case r.Result != bench.ResultOK && (r.ErrorClass == "" || r.Error == ""):
 			t.Errorf("line %d: failed trial without error class or message: %s", i+1, line)
-		case r.Result != bench.ResultOK && r.Result != "error" && r.Result != "timeout":
+		case r.Result != bench.ResultOK && r.Result != "error" && r.Result != "timeout" && r.Result != bench.ResultCanceled:
 			t.Errorf("line %d: result %q", i+1, r.Result)
 		}
 		seqs[r.Seq] = true
