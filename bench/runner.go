@@ -114,10 +114,23 @@ func WithGroundTruth(g GroundTruth) Option {
 	}
 }
 
-// WithProgress writes a one-line progress display (carriage return, no newline until the end) to w.
+// WithProgress writes a one-line progress display (carriage return, no newline until the end) to w, for a
+// terminal.
 func WithProgress(w io.Writer) Option {
 	return func(r *Runner) error {
 		r.progress = w
+		return nil
+	}
+}
+
+// WithProgressLines writes progress to w as plain lines, at most one per every (and the last), for a log file
+// or a CI log, where carriage-return updates would make one endless line.
+func WithProgressLines(w io.Writer, every time.Duration) Option {
+	return func(r *Runner) error {
+		if every <= 0 {
+			return fmt.Errorf("progress interval %v must be positive", every)
+		}
+		r.progress, r.progressEvery = w, every
 		return nil
 	}
 }
@@ -185,6 +198,7 @@ type Runner struct {
 	observer      Observer
 	groundTruth   GroundTruth
 	progress      io.Writer
+	progressEvery time.Duration // 0: carriage-return updates; else plain lines this far apart
 	log           *slog.Logger
 	version       string
 	commit        string
@@ -1028,6 +1042,8 @@ type collector struct {
 	recorded     int
 	errors       int
 	canceled     int
+	printed      bool      // a plain progress line was written
+	lastLine     time.Time // when
 	offsetErrors []float64
 	writeErr     error
 }
@@ -1071,13 +1087,32 @@ func (c *collector) drawLocked() {
 	if c.r.progress == nil {
 		return
 	}
-	elapsed := c.r.clock.Now().Sub(c.start).Truncate(time.Second)
-	fmt.Fprintf(c.r.progress, "\r%d/%d trials, %d errors, %s elapsed ", c.recorded, c.total, c.errors, elapsed)
+	now := c.r.clock.Now()
+	elapsed := now.Sub(c.start).Truncate(time.Second)
+	if c.r.progressEvery == 0 {
+		fmt.Fprintf(c.r.progress, "\r%d/%d trials, %d errors, %s elapsed ", c.recorded, c.total, c.errors, elapsed)
+		return
+	}
+	if c.printed && now.Sub(c.lastLine) < c.r.progressEvery && c.recorded < c.total {
+		return
+	}
+	c.printed, c.lastLine = true, now
+	fmt.Fprintf(c.r.progress, "progress: %d/%d trials, %d errors, %s elapsed\n", c.recorded, c.total, c.errors, elapsed)
 }
 
 func (c *collector) done() {
-	if c.r.progress != nil {
+	if c.r.progress == nil {
+		return
+	}
+	if c.r.progressEvery == 0 {
 		c.draw()
 		fmt.Fprintln(c.r.progress)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.recorded < c.total { // stopped early: the last state was maybe not printed
+		c.printed = false
+		c.drawLocked()
 	}
 }

@@ -359,3 +359,27 @@ func TestResultsRoundTrip(t *testing.T) {
 		t.Errorf("hlog tags %v", tags)
 	}
 }
+
+// For a log file, progress is plain lines at most one per interval, and always the last state: no carriage
+// returns that would make the log one endless line.
+func TestProgressLinesForLogs(t *testing.T) {
+	cfg := fakeConfig(t) // 6 trials
+	clk := newFakeClock()
+	var buf strings.Builder
+	opts := append(fakeOptions(newFakeAPI(clk), clk, cfg), bench.WithProgressLines(&buf, time.Hour))
+	r, err := bench.New(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if strings.Contains(buf.String(), "\r") || len(lines) != 2 || !strings.HasPrefix(lines[0], "progress: 0/6 trials") ||
+		!strings.HasPrefix(lines[1], "progress: 6/6 trials, 0 errors") {
+		t.Errorf("progress %q: want the first and the last state, one line each", buf.String())
+	}
+	if _, err := bench.New(cfg, append(fakeOptions(newFakeAPI(clk), clk, cfg), bench.WithProgressLines(&buf, 0))...); err == nil {
+		t.Error("a zero progress interval was accepted")
+	}
+}

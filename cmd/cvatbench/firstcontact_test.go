@@ -108,3 +108,23 @@ func TestHTTPSToPlainHTTPFailsAtOnce(t *testing.T) {
 		t.Errorf("%d connections, want 1: the mismatch is not worth a retry", n)
 	}
 }
+
+// TestVersionQuietAndLogProgress: `version` prints what --version does; stderr that is not a terminal gets
+// plain progress lines, and --quiet none.
+func TestVersionQuietAndLogProgress(t *testing.T) {
+	code, stdout, _ := cvatbench("version")
+	_, flagOut, _ := cvatbench("--version")
+	if code != exitOK || !strings.HasPrefix(stdout, "cvatbench ") || strings.TrimSpace(stdout) != strings.TrimSpace(flagOut) {
+		t.Errorf("version: exit %d %q; --version %q", code, stdout, flagOut)
+	}
+	args := []string{"run", "--sim-profile", "instant", "--strategies", "poll", "--tasks", "1", "--concurrency", "1",
+		"--images", "1", "--image-size", "16x16", "--out", t.TempDir()}
+	code, _, stderr := cvatbench(args...)
+	if code != exitOK || strings.Contains(stderr, "\r") || !strings.Contains(stderr, "progress: 1/1 trials, 0 errors") {
+		t.Errorf("run into a buffer: exit %d, stderr %q: want plain progress lines", code, stderr)
+	}
+	code, _, stderr = cvatbench(append(args, "--quiet")...)
+	if code != exitOK || strings.Contains(stderr, "progress") {
+		t.Errorf("run --quiet: exit %d, stderr %q", code, stderr)
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -63,6 +65,7 @@ func runCommand() *cli.Command {
 			&cli.DurationFlag{Name: "safety-poll", Value: d.SafetyPoll, Usage: "webhook strategy safety poll period"},
 			&cli.StringFlag{Name: "webhook-listen", Value: d.WebhookListen, Usage: "webhook receiver listen address"},
 			&cli.StringFlag{Name: "webhook-url", Value: d.WebhookURL, Usage: "URL CVAT delivers webhooks to; empty: from --webhook-listen"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress on stderr (the table and errors still print)"},
 			sloFlag(), // report's thresholds, checked against the saved run (see report.go)
 			qualityTargetFlag(),
 		}, metricsFlags()...),
@@ -174,7 +177,14 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	defer metrics.Close()
-	opts := []bench.Option{bench.WithVersion(ver, rev), bench.WithProgress(c.App.ErrWriter), bench.WithObserver(metrics.Observer())}
+	opts := []bench.Option{bench.WithVersion(ver, rev), bench.WithObserver(metrics.Observer())}
+	switch {
+	case c.Bool("quiet"):
+	case isTerminal(c.App.ErrWriter):
+		opts = append(opts, bench.WithProgress(c.App.ErrWriter))
+	default: // a log file or CI: plain lines, not one endless line of carriage returns
+		opts = append(opts, bench.WithProgressLines(c.App.ErrWriter, progressLineEvery))
+	}
 
 	clockMode := c.String("clock")
 	if clockMode != "auto" && clockMode != "ping" && clockMode != "upload" {
@@ -270,6 +280,19 @@ func runAction(c *cli.Context) error {
 		return fmt.Errorf("run: %w", runErr)
 	}
 	return thresholdErr
+}
+
+// progressLineEvery spaces the plain progress lines written when stderr is not a terminal.
+const progressLineEvery = 10 * time.Second
+
+// isTerminal reports whether w is a character device (a terminal), where carriage-return updates work.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // isExitCode reports whether err carries exit code code.
