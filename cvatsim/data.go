@@ -404,6 +404,9 @@ func (s *Server) uploadFinish(c *call, t *task) {
 	s.reqSeq++
 	rq := &request{id: rqID, task: t, owner: c.user, status: stQueued, created: now, params: params, seq: s.reqSeq}
 	s.requests[rqID] = rq
+	if s.reqSeq%requestSweepEvery == 0 {
+		s.sweepRequestsLocked()
+	}
 	tl := s.tls[t.id]
 	if tl == nil || tl.closed {
 		tl = &timeline{done: make(chan struct{})}

@@ -25,6 +25,17 @@ func (s *Server) liveRequestLocked(id string) *request {
 	return rq
 }
 
+// requestSweepEvery: every this many new requests, the expired ones are dropped, so a long run's memory does
+// not grow with requests nobody asks for again (liveRequestLocked drops only those it is asked about).
+const requestSweepEvery = 64
+
+// sweepRequestsLocked drops every request that has expired.
+func (s *Server) sweepRequestsLocked() {
+	for id := range s.requests {
+		s.liveRequestLocked(id)
+	}
+}
+
 var legacyRqID = regexp.MustCompile(`^create:task-([0-9]+)$`)
 
 // canonicalRqID accepts the key=value pairs in any order and the legacy

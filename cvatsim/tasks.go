@@ -375,6 +375,9 @@ func (s *Server) deleteTaskLocked(t *task, c *call, events bool) {
 		}
 	}
 	t.deleted = true
+	// Its requests (a failed one stays a year) and its timeline keep pointing at the task: let its bytes go.
+	// A pipeline still running holds its own references and fails at the commit.
+	t.files, t.tus, t.frames = nil, nil, nil
 	delete(s.tasks, t.id)
 }
 
