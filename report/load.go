@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -31,7 +32,8 @@ type Run struct {
 }
 
 // Load reads meta.json, trials.jsonl and the .hlog files of dir. A missing meta.json or trials.jsonl is an
-// error; a cut-off last line is skipped and flagged in Run.Truncated; a malformed line elsewhere is an error.
+// error; a cut-off last line is skipped and flagged in Run.Truncated; a malformed line elsewhere is an error,
+// and so is a file that cannot be this run's record (checkTrials).
 func Load(dir string) (*Run, error) {
 	run := &Run{Dir: dir, Histograms: map[string]*hdrhistogram.Histogram{}}
 	b, err := os.ReadFile(filepath.Join(dir, bench.MetaFile))
@@ -48,6 +50,13 @@ func Load(dir string) (*Run, error) {
 	defer f.Close()
 	run.Trials, run.Truncated, err = ReadTrials(f)
 	if err != nil {
+		return nil, fmt.Errorf("load run: %s: %w", bench.TrialsFile, err)
+	}
+	sources, err := mergeSources(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load run: %w", err)
+	}
+	if err := checkTrials(run, sources); err != nil {
 		return nil, fmt.Errorf("load run: %s: %w", bench.TrialsFile, err)
 	}
 	paths, err := filepath.Glob(filepath.Join(dir, "*"+bench.HlogExt))
@@ -115,4 +124,82 @@ func readHlog(path string, into map[string]*hdrhistogram.Histogram) error {
 			return fmt.Errorf("read %s: merging tag %s dropped %d values", filepath.Base(path), tag, n)
 		}
 	}
+}
+
+// mergeSources lists the run ids a merged directory was made from (merged.json); nil for a plain run.
+func mergeSources(dir string) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, MergeFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var srcs []MergeSource
+	if err := json.Unmarshal(b, &srcs); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", MergeFile, err)
+	}
+	var ids []string
+	for _, s := range srcs {
+		ids = append(ids, s.RunID)
+	}
+	return ids, nil
+}
+
+// maxShownName bounds how much of a forged name an error quotes.
+const maxShownName = 40
+
+// checkTrials refuses a trials.jsonl that cannot be the record of run: a record of another run (or none:
+// null, {}), a strategy meta.json does not name, an unknown result, a sequence number outside the schedule
+// or twice, or, for a run that finished, another number of records than meta.json says it wrote (a file
+// cut short or padded). An interrupted or crashed run (no finished_at) may hold fewer.
+func checkTrials(run *Run, sources []string) error {
+	m := run.Meta
+	ids := map[string]bool{m.RunID: true}
+	for _, id := range sources {
+		ids[id] = true
+	}
+	strategies := map[string]bool{}
+	for _, s := range m.Config.Strategies {
+		strategies[s] = true
+	}
+	results := map[string]bool{bench.ResultOK: true, bench.ResultTimeout: true, bench.ResultError: true, bench.ResultCanceled: true}
+	type key struct {
+		run string
+		seq int
+	}
+	seen := map[key]bool{}
+	for i, t := range run.Trials {
+		n := i + 1
+		switch {
+		case !ids[t.RunID] || t.RunID == "":
+			return fmt.Errorf("record %d: run_id %s is not this run's (%s)", n, shown(t.RunID), m.RunID)
+		case !strategies[t.Strategy]:
+			return fmt.Errorf("record %d: strategy %s is not among meta.json's strategies", n, shown(t.Strategy))
+		case !results[t.Result]:
+			return fmt.Errorf("record %d: result %s is not ok, timeout, error or canceled", n, shown(t.Result))
+		case t.Seq < 0 || (m.TrialsPlanned > 0 && t.Seq >= m.TrialsPlanned):
+			return fmt.Errorf("record %d: seq %d is outside the %d planned trials", n, t.Seq, m.TrialsPlanned)
+		case seen[key{t.RunID, t.Seq}]:
+			return fmt.Errorf("record %d: trial %d of run %s appears twice", n, t.Seq, t.RunID)
+		}
+		seen[key{t.RunID, t.Seq}] = true
+	}
+	if m.FinishedAt != nil && (len(run.Trials) != m.TrialsRecorded || run.Truncated) {
+		cut := ""
+		if run.Truncated {
+			cut = " and a cut-off last line"
+		}
+		return fmt.Errorf("%d complete records%s, but meta.json says the finished run recorded %d: the file is damaged",
+			len(run.Trials), cut, m.TrialsRecorded)
+	}
+	return nil
+}
+
+// shown quotes a name from the file, cut to maxShownName bytes.
+func shown(s string) string {
+	if len(s) > maxShownName {
+		return strconv.Quote(s[:maxShownName]) + "..."
+	}
+	return strconv.Quote(s)
 }

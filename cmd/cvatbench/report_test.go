@@ -316,3 +316,56 @@ func TestMergeOfRealRunsIsExact(t *testing.T) {
 		t.Errorf("rows %+v, %d trials", fromTrials.Rows, len(run.Trials))
 	}
 }
+
+// TestReportRefusesDamagedTrials: report, compare and --merge refuse a trials.jsonl that cannot be the run's
+// record, with one line that says why, instead of rendering a smaller or forged table.
+func TestReportRefusesDamagedTrials(t *testing.T) {
+	out := t.TempDir()
+	code, _, stderr := cvatbench("run", "--sim-profile", "instant", "--strategies", "poll,sdk", "--tasks", "4",
+		"--concurrency", "2", "--images", "1", "--image-size", "16x16", "--sdk-period", "1ms", "--out", out, "--quiet")
+	if code != exitOK {
+		t.Fatalf("run exit %d: %s", code, stderr)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(out, "*"))
+	good := dirs[0]
+	trials, err := os.ReadFile(filepath.Join(good, "trials.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSuffix(string(trials), "\n"), "\n")
+	if len(lines) != 8 {
+		t.Fatalf("%d lines", len(lines))
+	}
+	cases := []struct {
+		name, content, want string
+	}{
+		{"cut in half", strings.Join(lines[:3], "") + lines[3][:len(lines[3])/2], "3 complete records and a cut-off last line, but meta.json says the finished run recorded 8"},
+		{"empty", "", "0 complete records, but meta.json says the finished run recorded 8"},
+		{"null record", string(trials) + "null\n", `record 9: run_id "" is not this run's`},
+		{"empty object", "{}\n" + string(trials), `record 1: run_id "" is not this run's`},
+		{"another run", strings.Replace(string(trials), `"run_id":"`, `"run_id":"x`, 1), "is not this run's"},
+		{"a strategy not in meta", strings.Replace(string(trials), `"strategy":"poll"`, `"strategy":"`+strings.Repeat("p", 5<<20)+`"`, 1), `pp"... is not among meta.json's strategies`},
+		{"a trial twice", string(trials) + lines[0], "appears twice"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), filepath.Base(good))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{"meta.json", "poll.hlog", "sdk.hlog"} {
+				b, _ := os.ReadFile(filepath.Join(good, f))
+				_ = os.WriteFile(filepath.Join(dir, f), b, 0o644)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "trials.jsonl"), []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, args := range [][]string{{"report", dir}, {"compare", good, dir}, {"report", "--merge", "--out", filepath.Join(t.TempDir(), "m"), good, dir}} {
+				code, stdout, stderr := cvatbench(args...)
+				if code != exitRuntime || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || len(stderr) > 1000 || stdout != "" {
+					t.Errorf("%s: exit %d, stdout %d bytes, stderr %.300q; want exit 1 and one line with %q", args[0], code, len(stdout), stderr, tc.want)
+				}
+			}
+		})
+	}
+}
