@@ -141,7 +141,15 @@ func Merge(runs []*Run) (*Merged, error) {
 			}
 		}
 		m.Sources = append(m.Sources, src)
-		m.Warnings = append(m.Warnings, configDiffs(runs[0], r)...)
+		// Rows of a merge pool the runs' trials per strategy: runs that differ in how a strategy was set up or
+		// what it ran against would make one row of two experiments, under one configuration in meta.json.
+		if diffs := configDiffs(runs[0], r); len(diffs) > 0 {
+			return nil, fmt.Errorf("merge: %s; merge only runs of one configuration", strings.Join(diffs, "; "))
+		}
+		if (first.Target == "embedded") != (rm.Target == "embedded") {
+			return nil, fmt.Errorf("merge: run %s ran against %s and run %s against %s: an emulator's numbers and a server's do not pool",
+				first.RunID, first.Target, rm.RunID, rm.Target)
+		}
 	}
 	slices.Sort(meta.Config.ImageQualities)
 	meta.Target = strings.Join(targets, ", ")
@@ -154,8 +162,8 @@ func Merge(runs []*Run) (*Merged, error) {
 	return m, nil
 }
 
-// configDiffs lists the workload settings in which b differs from a. Seeds, output paths, targets and the
-// webhook endpoints differ between machines by design; strategy lists and qualities are unioned.
+// configDiffs lists the settings in which b differs from a. Seeds, output paths, targets and the webhook
+// endpoints differ between machines by design; strategy lists, qualities and task counts are unioned.
 func configDiffs(a, b *Run) []string {
 	ja, erra := json.Marshal(a.Meta.Config)
 	jb, errb := json.Marshal(b.Meta.Config)

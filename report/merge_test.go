@@ -136,16 +136,28 @@ func TestMergeEdgeCases(t *testing.T) {
 			t.Errorf("%v", probs)
 		}
 	})
-	t.Run("different workload settings warn", func(t *testing.T) {
+	t.Run("different workload settings are refused", func(t *testing.T) {
 		b := syntheticRun("run-b", 5, 2, 1)
 		b.Meta.Config.PollInterval = 250 * time.Millisecond
-		b.Meta.Config.Seed = 9 // differs by design: no warning
-		m, err := Merge(loadAll(t, saveRun(t, syntheticRun("run-a", 5, 1, 1), true), saveRun(t, b, true)))
-		if err != nil {
-			t.Fatal(err)
+		b.Meta.Config.Seed = 9 // differs by design: not a reason
+		_, err := Merge(loadAll(t, saveRun(t, syntheticRun("run-a", 5, 1, 1), true), saveRun(t, b, true)))
+		if err == nil || !strings.Contains(err.Error(), "poll_interval_ms") || strings.Contains(err.Error(), "seed") {
+			t.Errorf("Merge = %v, want a refusal naming poll_interval_ms only", err)
 		}
-		if w := strings.Join(m.Warnings, "\n"); !strings.Contains(w, "poll_interval_ms") || strings.Contains(w, "seed") {
-			t.Errorf("warnings %q", w)
+		c := syntheticRun("run-c", 5, 2, 1)
+		c.Meta.Config.Seed = 9
+		if _, err := Merge(loadAll(t, saveRun(t, syntheticRun("run-a", 5, 1, 1), true), saveRun(t, c, true))); err != nil {
+			t.Errorf("runs that differ only in seed: %v", err)
+		}
+	})
+	t.Run("an emulator run with a server run is refused", func(t *testing.T) {
+		b := syntheticRun("run-b", 5, 2, 1)
+		b.Meta.Target = "http://cvat.example:8080"
+		a := syntheticRun("run-a", 5, 1, 1)
+		a.Meta.Target = "embedded"
+		_, err := Merge(loadAll(t, saveRun(t, a, true), saveRun(t, b, true)))
+		if err == nil || !strings.Contains(err.Error(), "do not pool") {
+			t.Errorf("Merge = %v", err)
 		}
 	})
 	t.Run("existing output directory", func(t *testing.T) {
