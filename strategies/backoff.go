@@ -17,7 +17,8 @@ import (
 // schedule itself is not jittered, so the pauses stay centred on the exponential curve and the cap holds
 // within ±Jitter. The random source is seeded per trial from (Params.Seed, task id).
 //
-// On "finished" one GET /api/jobs?task_id&page_size=all&sort=id returns every ID. A 404 means the request
+// A transient failure of a status read (no answer, 429, 502-504, after the client's own retries) is one more
+// step of the schedule. On "finished" one GET /api/jobs?task_id&page_size=all&sort=id returns every ID. A 404 means the request
 // expired (500 s after finishing, API.md §6.1) or is unknown: the jobs are read directly, and if there are
 // none yet the backoff continues on the jobs list ("request-expired" once they appear).
 type Backoff struct {
@@ -55,7 +56,9 @@ func (*Backoff) Name() string { return "backoff" }
 // Wait polls the request with backoff, then lists the jobs once.
 func (b *Backoff) Wait(ctx context.Context, api API, clk Clock, t Trial) (Outcome, error) {
 	pause := b.schedule(trialRand(b.seed, t.TaskID))
-	last, err := pollUntilFinished(ctx, api, clk, t.RqID, func(cvat.Request) time.Duration { return pause() })
+	// A transient failure of the requests API (a 503 of a restarting redis, a dropped connection) is what a
+	// backoff is for: it is one more step of the schedule, not the end of the wait.
+	last, err := pollRequest(ctx, api, clk, t.RqID, func(cvat.Request) time.Duration { return pause() }, pause)
 	switch {
 	case errors.Is(err, cvat.ErrNotFound):
 		return waitJobsAfterExpiry(ctx, api, clk, t.TaskID, last, pause)

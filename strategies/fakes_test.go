@@ -105,7 +105,8 @@ type fakeAPI struct {
 	progress   func(call int) float64
 	statuses   []string // if set: the status of each GetRequest call in turn, the last one repeating
 	getTaskErr error
-	onCall     func(n int) // called with the call count after each call
+	onCall     func(n int)          // called with the call count after each call
+	rqFault    func(call int) error // if set: GetRequest call number call (0-based) fails with what it returns
 
 	mu    sync.Mutex
 	calls []string
@@ -165,6 +166,11 @@ func (f *fakeAPI) GetRequest(ctx context.Context, rqID string) (cvat.Request, er
 	call := f.rq
 	f.rq++
 	f.mu.Unlock()
+	if f.rqFault != nil {
+		if err := f.rqFault(call); err != nil {
+			return cvat.Request{}, err
+		}
+	}
 	taskID := f.taskID
 	rq := cvat.Request{ID: f.rqID, Operation: cvat.RequestOperation{Type: "create:task", Target: "task",
 		TaskID: &taskID}, CreatedDate: t0}

@@ -203,6 +203,20 @@ func TestBackoff(t *testing.T) {
 			wantSignal: "request-finished",
 		},
 		{
+			name: "a 503 of the requests API is one more step",
+			edit: func(f *fakeAPI) {
+				f.visibleAt, f.finishedAt = time.Second, time.Second
+				f.rqFault = func(call int) error {
+					if call == 1 {
+						return &cvat.APIError{Method: "GET", Endpoint: "/api/requests/{rq_id}", Status: 503}
+					}
+					return nil
+				}
+			},
+			wantCalls:  []string{"rq@0s", "rq@100ms", "rq@300ms", "rq@700ms", "rq@1.5s", jobsAll + "@1.5s"},
+			wantSignal: "request-finished",
+		},
+		{
 			name: "capped at max",
 			edit: func(f *fakeAPI) { f.visibleAt, f.finishedAt = 3*time.Second, 3*time.Second },
 			wantCalls: []string{"rq@0s", "rq@100ms", "rq@300ms", "rq@700ms", "rq@1.5s", "rq@2.5s", "rq@3.5s",

@@ -69,6 +69,14 @@ func (s *SDK) Wait(ctx context.Context, api API, clk Clock, t Trial) (Outcome, e
 // finished. It returns the last request seen, a *RequestFailedError for "failed", and any API error as is.
 func pollUntilFinished(ctx context.Context, api API, clk Clock, rqID string,
 	next func(cvat.Request) time.Duration) (*cvat.Request, error) {
+	return pollRequest(ctx, api, clk, rqID, next, nil)
+}
+
+// pollRequest is pollUntilFinished; when onTransient is not nil, a transient failure of the status read
+// (Transient: no answer, 429, 502-504, after the client's own retries) is not the end of the wait but one
+// more step, paused by onTransient.
+func pollRequest(ctx context.Context, api API, clk Clock, rqID string,
+	next func(cvat.Request) time.Duration, onTransient func() time.Duration) (*cvat.Request, error) {
 	if rqID == "" {
 		return nil, errors.New("no creation request id to poll")
 	}
@@ -77,6 +85,12 @@ func pollUntilFinished(ctx context.Context, api API, clk Clock, rqID string,
 		rq, err := api.GetRequest(ctx, rqID)
 		if errors.Is(err, cvat.ErrNotFound) {
 			return last, fmt.Errorf("get request %s: %w: %w", rqID, ErrRequestExpired, err)
+		}
+		if err != nil && onTransient != nil && Transient(err) && ctx.Err() == nil {
+			if err := sleep(ctx, clk, onTransient()); err != nil {
+				return last, err
+			}
+			continue
 		}
 		if err != nil {
 			return last, fmt.Errorf("get request %s: %w", rqID, err)
