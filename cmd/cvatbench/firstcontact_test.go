@@ -128,3 +128,18 @@ func TestVersionQuietAndLogProgress(t *testing.T) {
 		t.Errorf("run --quiet: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestTasksOneWithTheDefaultConcurrency: `run --tasks 1` lowers the default concurrency to the trials and says
+// so; an explicit --concurrency above them is still refused.
+func TestTasksOneWithTheDefaultConcurrency(t *testing.T) {
+	args := []string{"run", "--sim-profile", "instant", "--strategies", "poll", "--tasks", "1", "--images", "1",
+		"--image-size", "16x16", "--quiet", "--out", t.TempDir()}
+	code, _, stderr := cvatbench(args...)
+	if code != exitOK || !strings.Contains(stderr, "concurrency 3 lowered to 1") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = cvatbench(append(args, "--concurrency", "3")...)
+	if code != exitUsage || !strings.Contains(stderr, "concurrency 3 exceeds the 1 scheduled trials") {
+		t.Errorf("explicit --concurrency 3: exit %d, stderr %q", code, stderr)
+	}
+}

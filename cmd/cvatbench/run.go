@@ -147,6 +147,11 @@ func runAction(c *cli.Context) error {
 			urlErr = errors.New(p)
 		}
 	}
+	// The default concurrency is a default, not a request: a run of fewer trials runs them all at once.
+	if !c.IsSet("concurrency") && cfg.Rate == 0 && cfg.Trials() > 0 && cfg.Concurrency > cfg.Trials() {
+		fmt.Fprintf(c.App.ErrWriter, "run: concurrency %d lowered to %d, the number of trials\n", cfg.Concurrency, cfg.Trials())
+		cfg.Concurrency = cfg.Trials()
+	}
 	target, err := parseQualityTarget(c, "run")
 	if err != nil {
 		return err
