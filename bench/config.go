@@ -73,6 +73,7 @@ type Config struct {
 	TasksPerStrategy int           // trials per strategy and image quality
 	Concurrency      int           // closed loop: this many workers; exclusive with Rate
 	Rate             float64       // open loop: trials started per second; exclusive with Concurrency
+	MaxInFlight      int           // open loop: trials at once at most (0: MaxConcurrency); later ones wait
 	Images           int           // images per task; with ImagesDir, 0 means every image in the directory
 	ImageSize        string        // "WxH" of generated images, e.g. "640x480"
 	ImageFormat      string        // "jpeg" or "png" for generated images
@@ -137,6 +138,14 @@ func DefaultConfig() Config {
 // Trials is the number of trials the config schedules.
 func (c Config) Trials() int {
 	return len(c.Strategies) * len(c.ImageQualities) * max(len(c.SegmentSizes), 1) * c.TasksPerStrategy
+}
+
+// maxInFlight is MaxInFlight with 0 resolved.
+func (c Config) maxInFlight() int {
+	if c.MaxInFlight > 0 {
+		return c.MaxInFlight
+	}
+	return MaxConcurrency
 }
 
 // Sweep reports whether the run varies image quality or segment size, so that its rows are per cell.
@@ -215,6 +224,10 @@ func (c Config) Validate() error {
 		bad("concurrency %d must be positive", c.Concurrency)
 	case c.Concurrency > MaxConcurrency:
 		bad("concurrency %d exceeds the limit of %d", c.Concurrency, MaxConcurrency)
+	case c.MaxInFlight < 0 || c.MaxInFlight > MaxConcurrency:
+		bad("max in flight %d is outside 0..%d", c.MaxInFlight, MaxConcurrency)
+	case c.MaxInFlight > 0 && c.Rate == 0:
+		bad("max in flight %d applies to open loop (rate) only; closed loop holds concurrency trials at once", c.MaxInFlight)
 	case c.Concurrency > 0 && c.TasksPerStrategy >= 1 && c.Concurrency > c.Trials() && c.Trials() > 0:
 		bad("concurrency %d exceeds the %d scheduled trials: some workers would never run", c.Concurrency, c.Trials())
 	}
@@ -331,6 +344,7 @@ type configJSON struct {
 	TasksPerStrategy int      `json:"tasks_per_strategy"`
 	Concurrency      int      `json:"concurrency,omitempty"`
 	RatePerS         float64  `json:"rate_per_s,omitempty"`
+	MaxInFlight      int      `json:"max_in_flight,omitempty"`
 	Images           int      `json:"images"`
 	ImageSize        string   `json:"image_size,omitempty"`
 	ImageFormat      string   `json:"image_format,omitempty"`
@@ -368,7 +382,7 @@ func fromMs(v float64) time.Duration { return time.Duration(math.Round(v * float
 func (c Config) MarshalJSON() ([]byte, error) {
 	return json.Marshal(configJSON{
 		Strategies: c.Strategies, TasksPerStrategy: c.TasksPerStrategy, Concurrency: c.Concurrency,
-		RatePerS: c.Rate, Images: c.Images, ImageSize: c.ImageSize, ImageFormat: c.ImageFormat,
+		RatePerS: c.Rate, MaxInFlight: c.MaxInFlight, Images: c.Images, ImageSize: c.ImageSize, ImageFormat: c.ImageFormat,
 		ImagesDir: c.ImagesDir, ImageQualities: c.ImageQualities, SegmentSizes: c.SegmentSizes, Seed: c.Seed,
 		TimeoutMs: ms(c.Timeout), UploadMode: c.UploadMode, Org: c.Org, Target: c.Target,
 		SimProfile: c.SimProfile, SimFaults: c.SimFaults, SimStaticCache: c.SimStaticCache, Chunks: c.ChunkMode(), OutDir: c.OutDir, PollIntervalMs: ms(c.PollInterval),
@@ -386,7 +400,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 	}
 	*c = Config{
 		Strategies: j.Strategies, TasksPerStrategy: j.TasksPerStrategy, Concurrency: j.Concurrency,
-		Rate: j.RatePerS, Images: j.Images, ImageSize: j.ImageSize, ImageFormat: j.ImageFormat,
+		Rate: j.RatePerS, MaxInFlight: j.MaxInFlight, Images: j.Images, ImageSize: j.ImageSize, ImageFormat: j.ImageFormat,
 		ImagesDir: j.ImagesDir, ImageQualities: j.ImageQualities, SegmentSizes: j.SegmentSizes, Seed: j.Seed,
 		Timeout: fromMs(j.TimeoutMs), UploadMode: j.UploadMode, Org: j.Org, Target: j.Target,
 		SimProfile: j.SimProfile, SimFaults: j.SimFaults, SimStaticCache: j.SimStaticCache, Chunks: j.Chunks, OutDir: j.OutDir, PollInterval: fromMs(j.PollIntervalMs),

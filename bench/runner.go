@@ -645,6 +645,10 @@ func (r *Runner) openLoop(ctx context.Context, runID string, files []cvat.File, 
 		}
 	}()
 	start := r.clock.Now()
+	// At most MaxInFlight trials at once: against a server that cannot keep up, the next trial waits for a
+	// free slot instead of piling up goroutines and memory without bound. Its latency still counts from its
+	// intended start, so the wait shows in the results (schedule_lag_ms) rather than being omitted.
+	slotsFree := make(chan struct{}, r.cfg.maxInFlight())
 	var wg sync.WaitGroup
 	for _, s := range slots {
 		intended := IntendedStart(start, r.cfg.Rate, s.Seq)
@@ -657,7 +661,17 @@ func (r *Runner) openLoop(ctx context.Context, runID string, files []cvat.File, 
 		if ctx.Err() != nil {
 			break
 		}
-		wg.Go(func() { records <- r.trial(ctx, runID, files, s, &intended) })
+		select {
+		case slotsFree <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-slotsFree }()
+			records <- r.trial(ctx, runID, files, s, &intended)
+		})
 	}
 	wg.Wait()
 	close(records)

@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -16,6 +18,7 @@ import (
 	"github.com/cvatbench/cvatbench/bench"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/report"
+	"github.com/cvatbench/cvatbench/strategies"
 )
 
 func fakeConfig(t *testing.T) bench.Config {
@@ -382,4 +385,74 @@ func TestProgressLinesForLogs(t *testing.T) {
 	if _, err := bench.New(cfg, append(fakeOptions(newFakeAPI(clk), clk, cfg), bench.WithProgressLines(&buf, 0))...); err == nil {
 		t.Error("a zero progress interval was accepted")
 	}
+}
+
+// gateStrategy blocks every Wait until released, counting how many are inside at once.
+type gateStrategy struct {
+	name    string
+	release chan struct{}
+	mu      sync.Mutex
+	inside  int
+	most    int
+	entered int
+}
+
+func (g *gateStrategy) Name() string { return g.name }
+
+func (g *gateStrategy) Wait(ctx context.Context, api strategies.API, clk strategies.Clock, tr strategies.Trial) (strategies.Outcome, error) {
+	g.mu.Lock()
+	g.inside++
+	g.entered++
+	g.most = max(g.most, g.inside)
+	g.mu.Unlock()
+	defer func() { g.mu.Lock(); g.inside--; g.mu.Unlock() }()
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return strategies.Outcome{}, ctx.Err()
+	}
+	p, err := api.ListJobs(ctx, cvat.JobsQuery{TaskID: tr.TaskID})
+	if err != nil {
+		return strategies.Outcome{}, err
+	}
+	var ids []int
+	for _, j := range p.Results {
+		ids = append(ids, j.ID)
+	}
+	return strategies.Outcome{JobIDs: ids, SeenAt: clk.Now(), Signal: "jobs-list"}, nil
+}
+
+// In open loop at most --max-in-flight trials run at once: the next waits for a free slot (and its latency
+// counts from its intended start), instead of piling up without bound against a server that does not keep up.
+func TestOpenLoopCapsTrialsInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := fakeConfig(t)
+		cfg.Strategies = []string{"poll"}
+		cfg.TasksPerStrategy, cfg.Concurrency, cfg.Rate, cfg.MaxInFlight = 5, 0, 1000, 2
+		clk := newFakeClock()
+		gate := &gateStrategy{name: "poll", release: make(chan struct{})}
+		r, err := bench.New(cfg, bench.WithAPI(newFakeAPI(clk)), bench.WithClock(clk), bench.WithStrategy(gate))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan bench.Result, 1)
+		go func() {
+			res, _ := r.Run(context.Background())
+			done <- res
+		}()
+		for released := 0; released < 5; released++ {
+			synctest.Wait() // every goroutine blocked: the scheduler at the cap, the trials at the gate
+			gate.mu.Lock()
+			inside, entered := gate.inside, gate.entered
+			gate.mu.Unlock()
+			if want := min(2, 5-released); inside != want || entered != min(5, released+2) {
+				t.Fatalf("after %d released: %d inside, %d entered; want %d inside, %d entered", released, inside, entered, want, min(5, released+2))
+			}
+			gate.release <- struct{}{}
+		}
+		res := <-done
+		if res.Recorded != 5 || res.Errors != 0 || gate.most != 2 {
+			t.Errorf("result %+v, most at once %d; want 5 trials, at most 2 at once", res, gate.most)
+		}
+	})
 }

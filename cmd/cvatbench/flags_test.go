@@ -98,6 +98,8 @@ func flagsCases(dir, file, busy, reject string) []flagCase {
 		{name: "negative rate", cmd: "run", flag: "rate", args: []string{"--rate", "-1"}, code: exitUsage, want: "rate -1"},
 		{name: "NaN rate", cmd: "run", flag: "rate", args: []string{"--rate", "NaN"}, code: exitUsage, want: "rate NaN"},
 		{name: "infinite rate", cmd: "run", flag: "rate", args: []string{"--rate", "+Inf"}, code: exitUsage, want: "rate"},
+		{name: "max in flight in closed loop", cmd: "run", flag: "max-in-flight", args: []string{"--max-in-flight", "5"}, code: exitUsage, want: "applies to open loop"},
+		{name: "max in flight negative", cmd: "run", flag: "max-in-flight", args: []string{"--rate", "2", "--max-in-flight", "-1"}, code: exitUsage, want: "max in flight -1"},
 		{name: "rate not a number", cmd: "run", flag: "rate", args: []string{"--rate", "fast"}, code: exitUsage, want: "-rate"},
 		{name: "zero images", cmd: "run", flag: "images", args: []string{"--images", "0"}, code: exitUsage, want: "images 0"},
 		{name: "negative images", cmd: "run", flag: "images", args: []string{"--images", "-1"}, code: exitUsage, want: "images -1"},
