@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -141,5 +142,20 @@ func TestTasksOneWithTheDefaultConcurrency(t *testing.T) {
 	code, _, stderr = cvatbench(append(args, "--concurrency", "3")...)
 	if code != exitUsage || !strings.Contains(stderr, "concurrency 3 exceeds the 1 scheduled trials") {
 		t.Errorf("explicit --concurrency 3: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestRunOutputJSON: `run --output json` prints the summary as JSON on stdout, the same as report's.
+func TestRunOutputJSON(t *testing.T) {
+	out := t.TempDir()
+	code, stdout, stderr := cvatbench("run", "--sim-profile", "instant", "--strategies", "poll", "--tasks", "2",
+		"--concurrency", "1", "--images", "1", "--image-size", "16x16", "--quiet", "--output", "json", "--out", out)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(out, "*"))
+	_, again, _ := cvatbench("report", "--format", "json", dirs[0])
+	if !strings.HasPrefix(stdout, "{") || stdout != again {
+		t.Errorf("run --output json:\n%s\nreport --format json:\n%s", stdout, again)
 	}
 }

@@ -119,6 +119,7 @@ func flagsCases(dir, file, busy, reject string) []flagCase {
 		{name: "quality target without the probe", cmd: "run", flag: "quality-target", args: []string{"--quality-target", "psnr>=40", "--chunks", "none"}, code: exitUsage, want: "--chunks none"},
 		{name: "segment size twice", cmd: "run", flag: "segment-size", args: []string{"--segment-size", "5,5"}, code: exitUsage, want: "segment size 5 given twice"},
 		{name: "segment size not a number", cmd: "run", flag: "segment-size", args: []string{"--segment-size", "big"}, code: exitUsage, want: "segment-size"},
+		{name: "output format unknown", cmd: "run", flag: "output", args: []string{"--output", "yaml"}, code: exitUsage, want: `--output: unknown format "yaml"`},
 		{name: "quiet not a bool", cmd: "run", flag: "quiet", args: []string{"--quiet=maybe"}, code: exitUsage, want: "quiet"},
 		{name: "negative segment size", cmd: "run", flag: "segment-size", args: []string{"--segment-size", "-1"}, code: exitUsage, want: "segment size -1"},
 		{name: "upload mode upper case", cmd: "run", flag: "upload-mode", args: []string{"--upload-mode", "TUS"}, code: exitUsage, want: `"TUS"`},

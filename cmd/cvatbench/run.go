@@ -66,6 +66,7 @@ func runCommand() *cli.Command {
 			&cli.DurationFlag{Name: "safety-poll", Value: d.SafetyPoll, Usage: "webhook strategy safety poll period"},
 			&cli.StringFlag{Name: "webhook-listen", Value: d.WebhookListen, Usage: "webhook receiver listen address"},
 			&cli.StringFlag{Name: "webhook-url", Value: d.WebhookURL, Usage: "URL CVAT delivers webhooks to; empty: from --webhook-listen"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: report.FormatTable, Usage: "summary on stdout: " + strings.Join(report.Formats, ", ") + " (as report --format)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress on stderr (the table and errors still print)"},
 			sloFlag(), // report's thresholds, checked against the saved run (see report.go)
 			qualityTargetFlag(),
@@ -160,6 +161,10 @@ func runAction(c *cli.Context) error {
 	}
 	if target != nil && !c.IsSet("chunks") {
 		cfg.Chunks = bench.ChunksFirst // a quality target is checked against the chunks
+	}
+	outOpts := report.Options{Format: c.String("output")}
+	if err := outOpts.Validate(); err != nil {
+		return usageError("run: --output: %s", oneLine(err))
 	}
 	if err := errors.Join(urlErr, cfg.Validate(), sloErr); err != nil {
 		return usageError("run: %s", oneLine(err))
@@ -270,7 +275,7 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return errors.Join(runErr, err)
 	}
-	thresholdErr := printRun(c.App.Writer, c.App.ErrWriter, saved, report.Options{}, slos, target)
+	thresholdErr := printRun(c.App.Writer, c.App.ErrWriter, saved, outOpts, slos, target)
 	failedSLOs := 0
 	if results, err := report.EvaluateSLOs(saved, slos); err == nil {
 		failedSLOs = len(report.Failed(results))
