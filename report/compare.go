@@ -72,6 +72,9 @@ type Comparison struct {
 	Changes      []Change `json:"changes"`
 	OnlyA        []string `json:"only_a,omitempty"` // strategies (q<N> in sweeps) in A only
 	OnlyB        []string `json:"only_b,omitempty"`
+	// ConfigDiffs are the settings in which the two runs differ (seeds, paths and targets aside): a change
+	// may come from them rather than from the server.
+	ConfigDiffs []string `json:"config_diffs,omitempty"`
 }
 
 // Change is one metric of one strategy, A against B. Pointers are nil where a side had no values.
@@ -115,6 +118,7 @@ func Compare(a, b *Run, o CompareOptions) (*Comparison, error) {
 	c := &Comparison{A: a.Meta.RunID, B: b.Meta.RunID, Sweep: isSweep(a) || isSweep(b),
 		SegmentSweep: isSegmentSweep(a) || isSegmentSweep(b),
 		Resamples:    o.Resamples, Confidence: o.Confidence, Seed: o.Seed, MinTrials: o.MinTrials}
+	c.ConfigDiffs = configDiffs(a, b)
 	sa, sb := collect(a, c.Sweep, c.SegmentSweep), collect(b, c.Sweep, c.SegmentSweep)
 	order := append(RunStrategies(a), RunStrategies(b)...)
 	keys := slices.SortedFunc(maps.Keys(sa), func(x, y compareKey) int {
@@ -337,9 +341,23 @@ func CompareTable(c *Comparison, markdown bool) Reporter {
 		if len(c.OnlyB) > 0 {
 			fmt.Fprintf(&b, "%sonly in b: %s\n", bullet, strings.Join(c.OnlyB, ", "))
 		}
+		for _, d := range c.ConfigDiffs {
+			fmt.Fprintf(&b, "%sconfiguration: %s\n", bullet, d)
+		}
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
+}
+
+// Worse lists the changes whose verdict is worse.
+func (c *Comparison) Worse() []Change {
+	var out []Change
+	for _, ch := range c.Changes {
+		if ch.Verdict == VerdictWorse {
+			out = append(out, ch)
+		}
+	}
+	return out
 }
 
 // CompareJSON renders c as indented JSON; values are rounded to the microsecond (ms metrics) or 1e-6.

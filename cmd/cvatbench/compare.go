@@ -27,6 +27,7 @@ func compareCommand() *cli.Command {
 			&cli.Float64Flag{Name: "confidence", Value: report.DefaultConfidence, Usage: "bootstrap interval level, in (0, 1)"},
 			&cli.Uint64Flag{Name: "seed", Value: report.DefaultCompareSeed, Usage: "bootstrap seed (same seed, same output)"},
 			&cli.IntFlag{Name: "min-trials", Value: report.DefaultMinTrials, Usage: "fewer ok trials on a side: verdict n/a"},
+			&cli.StringFlag{Name: "fail-on", Usage: "worse: exit 4 when any change of b against a is worse (a regression gate for CI)"},
 		},
 		Action: compareAction,
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
@@ -61,6 +62,9 @@ func compareAction(c *cli.Context) error {
 	if opts.MinTrials < 2 {
 		errs = append(errs, fmt.Sprintf("--min-trials %d is below 2", opts.MinTrials))
 	}
+	if f := c.String("fail-on"); f != "" && f != report.VerdictWorse {
+		errs = append(errs, fmt.Sprintf("--fail-on %q: want %q", f, report.VerdictWorse))
+	}
 	if len(errs) > 0 {
 		return usageError("compare: %s", strings.Join(errs, "; "))
 	}
@@ -80,5 +84,15 @@ func compareAction(c *cli.Context) error {
 	if format == report.FormatJSON {
 		r = report.CompareJSON(cmp)
 	}
-	return r(c.App.Writer)
+	if err := r(c.App.Writer); err != nil {
+		return err
+	}
+	if worse := cmp.Worse(); c.String("fail-on") == report.VerdictWorse && len(worse) > 0 {
+		var names []string
+		for _, ch := range worse {
+			names = append(names, ch.Strategy+" "+ch.Metric)
+		}
+		return cli.Exit(fmt.Sprintf("compare: %d changes worse: %s", len(worse), strings.Join(names, ", ")), exitThreshold)
+	}
+	return nil
 }

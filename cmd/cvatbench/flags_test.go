@@ -208,6 +208,7 @@ func flagsCases(dir, file, busy, reject string) []flagCase {
 		{name: "html not a bool", cmd: "report", flag: "html", args: []string{"--html=maybe", dir}, code: exitUsage, want: "html"},
 		{name: "missing directory", cmd: "report", flag: "", args: []string{filepath.Join(dir, "nope")}, code: exitRuntime, want: "nope"},
 		{name: "file instead of directory", cmd: "report", flag: "", args: []string{file}, code: exitRuntime, want: "report:"},
+		{name: "fail-on unknown", cmd: "compare", flag: "fail-on", args: []string{"--fail-on", "better", dir, dir}, code: exitUsage, want: `--fail-on "better"`},
 		{name: "negative seed", cmd: "compare", flag: "seed", args: []string{"--seed", "-1", dir, dir}, code: exitUsage, want: "seed"},
 		{name: "min trials 1", cmd: "compare", flag: "min-trials", args: []string{"--min-trials", "1", dir, dir}, code: exitUsage, want: "--min-trials 1"},
 		{name: "missing directory", cmd: "compare", flag: "", args: []string{dir, filepath.Join(dir, "nope")}, code: exitRuntime, want: "nope"},

@@ -369,3 +369,27 @@ func TestReportRefusesDamagedTrials(t *testing.T) {
 		})
 	}
 }
+
+// TestCompareFailOnWorse: compare names the configuration differences of its two runs, and --fail-on worse
+// exits 4 on a regression (here, the same workload on a slower emulator profile) and 0 without one.
+func TestCompareFailOnWorse(t *testing.T) {
+	runDir := func(profile string) string {
+		out := t.TempDir()
+		code, _, stderr := cvatbench("run", "--sim-profile", profile, "--strategies", "poll", "--tasks", "5",
+			"--concurrency", "1", "--images", "1", "--image-size", "16x16", "--poll-interval", "20ms", "--quiet", "--out", out)
+		if code != exitOK {
+			t.Fatalf("run %s: exit %d: %s", profile, code, stderr)
+		}
+		dirs, _ := filepath.Glob(filepath.Join(out, "*"))
+		return dirs[0]
+	}
+	fast, slow := runDir("instant"), runDir("cvat-default")
+	code, stdout, stderr := cvatbench("compare", "--fail-on", "worse", fast, slow)
+	if code != exitThreshold || !strings.Contains(stderr, "changes worse: poll p50_ms") ||
+		!strings.Contains(stdout, `configuration: runs`) || !strings.Contains(stdout, `differ in sim_profile: "instant" vs "cvat-default"`) {
+		t.Errorf("regression: exit %d\nstdout:\n%s\nstderr: %s", code, stdout, stderr)
+	}
+	if code, _, stderr := cvatbench("compare", "--fail-on", "worse", slow, fast); code != exitOK {
+		t.Errorf("improvement: exit %d: %s", code, stderr)
+	}
+}
