@@ -82,6 +82,7 @@ type Config struct {
 	SegmentSizes     []int         // frames per job, 0 = one job per task; more than one makes a sweep
 	Seed             int64         // seeds the schedule, the generated images and strategy jitter
 	Timeout          time.Duration // per trial: task creation, upload and wait together
+	Duration         time.Duration // > 0: no trial starts after this much of the run (in flight ones finish)
 	UploadMode       string        // "single", "sdk" or "tus"
 	Org              string        // organization slug, "" for the personal sandbox
 	Target           string        // CVAT URL without credentials, or "" for the embedded emulator
@@ -282,6 +283,9 @@ func (c Config) Validate() error {
 	if c.Chunks != "" && !slices.Contains(ChunkModes, c.Chunks) {
 		bad("chunks %q is not one of %s", c.Chunks, strings.Join(ChunkModes, ", "))
 	}
+	if c.Duration < 0 {
+		bad("duration %v must not be negative", c.Duration)
+	}
 	switch {
 	case c.Timeout <= 0:
 		bad("timeout %v must be positive", c.Timeout)
@@ -354,6 +358,7 @@ type configJSON struct {
 	SegmentSize      *int     `json:"segment_size,omitempty"` // before segment-size sweeps; read, not written
 	Seed             int64    `json:"seed"`
 	TimeoutMs        float64  `json:"timeout_ms"`
+	DurationMs       float64  `json:"duration_ms,omitempty"`
 	UploadMode       string   `json:"upload_mode"`
 	Org              string   `json:"org,omitempty"`
 	Target           string   `json:"target,omitempty"`
@@ -384,7 +389,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		Strategies: c.Strategies, TasksPerStrategy: c.TasksPerStrategy, Concurrency: c.Concurrency,
 		RatePerS: c.Rate, MaxInFlight: c.MaxInFlight, Images: c.Images, ImageSize: c.ImageSize, ImageFormat: c.ImageFormat,
 		ImagesDir: c.ImagesDir, ImageQualities: c.ImageQualities, SegmentSizes: c.SegmentSizes, Seed: c.Seed,
-		TimeoutMs: ms(c.Timeout), UploadMode: c.UploadMode, Org: c.Org, Target: c.Target,
+		TimeoutMs: ms(c.Timeout), DurationMs: ms(c.Duration), UploadMode: c.UploadMode, Org: c.Org, Target: c.Target,
 		SimProfile: c.SimProfile, SimFaults: c.SimFaults, SimStaticCache: c.SimStaticCache, Chunks: c.ChunkMode(), OutDir: c.OutDir, PollIntervalMs: ms(c.PollInterval),
 		SDKPeriodMs: ms(c.SDKPeriod), CLIPeriodMs: ms(c.CLIPeriod), BackoffInitialMs: ms(c.BackoffInitial),
 		BackoffMaxMs: ms(c.BackoffMax), BackoffFactor: c.BackoffFactor, BackoffJitter: c.BackoffJitter,
@@ -402,7 +407,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		Strategies: j.Strategies, TasksPerStrategy: j.TasksPerStrategy, Concurrency: j.Concurrency,
 		Rate: j.RatePerS, MaxInFlight: j.MaxInFlight, Images: j.Images, ImageSize: j.ImageSize, ImageFormat: j.ImageFormat,
 		ImagesDir: j.ImagesDir, ImageQualities: j.ImageQualities, SegmentSizes: j.SegmentSizes, Seed: j.Seed,
-		Timeout: fromMs(j.TimeoutMs), UploadMode: j.UploadMode, Org: j.Org, Target: j.Target,
+		Timeout: fromMs(j.TimeoutMs), Duration: fromMs(j.DurationMs), UploadMode: j.UploadMode, Org: j.Org, Target: j.Target,
 		SimProfile: j.SimProfile, SimFaults: j.SimFaults, SimStaticCache: j.SimStaticCache, Chunks: j.Chunks, OutDir: j.OutDir, PollInterval: fromMs(j.PollIntervalMs),
 		SDKPeriod: fromMs(j.SDKPeriodMs), CLIPeriod: fromMs(j.CLIPeriodMs),
 		BackoffInitial: fromMs(j.BackoffInitialMs), BackoffMax: fromMs(j.BackoffMaxMs),

@@ -53,6 +53,7 @@ type Meta struct {
 	FinishedAt     *time.Time      `json:"finished_at,omitempty"` // absent while running or after a crash
 	ClockOffset    OffsetStats     `json:"clock_offset"`
 	Interrupted    bool            `json:"interrupted,omitempty"`
+	DurationUp     bool            `json:"duration_up,omitempty"` // Config.Duration ended the run before its planned trials
 	CleanupErrors  []string        `json:"cleanup_errors,omitempty"`
 	HistogramFiles []string        `json:"histogram_files,omitempty"`
 }

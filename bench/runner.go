@@ -404,6 +404,7 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	meta.HistogramFiles = hlogs
 	col.mu.Lock()
 	res.Recorded, res.Errors, res.Canceled = col.recorded, col.errors, col.canceled
+	meta.DurationUp = r.cfg.Duration > 0 && col.recorded < res.Planned && ctx.Err() == nil
 	meta.TrialsRecorded = col.recorded
 	meta.ClockOffset.Estimates = len(col.offsetErrors)
 	meta.ClockOffset.MaxErrorMs, meta.ClockOffset.MedianErrorMs = maxMedian(col.offsetErrors)
@@ -604,9 +605,13 @@ func (r *Runner) findProject(ctx context.Context, name string) (cvat.Project, bo
 
 func (r *Runner) closedLoop(ctx context.Context, runID string, files []cvat.File, slots []Slot, col *collector) []*Recorder {
 	queue := make(chan Slot)
+	start := r.clock.Now()
 	go func() {
 		defer close(queue)
 		for _, s := range slots {
+			if r.timeUp(start) {
+				return
+			}
 			select {
 			case queue <- s:
 			case <-ctx.Done():
@@ -624,12 +629,21 @@ func (r *Runner) closedLoop(ctx context.Context, runID string, files []cvat.File
 				if ctx.Err() != nil {
 					return // a slot taken after the cancel never started
 				}
+				if r.timeUp(start) {
+					continue // nor one after --duration; the feeder stops at its next slot
+				}
 				col.finish(r.trial(ctx, runID, files, s, nil), rec)
 			}
 		})
 	}
 	wg.Wait()
 	return recorders
+}
+
+// timeUp reports whether Config.Duration has passed since start; trials in flight then finish, no new one
+// starts.
+func (r *Runner) timeUp(start time.Time) bool {
+	return r.cfg.Duration > 0 && !r.clock.Now().Before(start.Add(r.cfg.Duration))
 }
 
 // openLoop starts trial seq at its intended time whatever is in flight, and one collector goroutine records
@@ -652,6 +666,9 @@ func (r *Runner) openLoop(ctx context.Context, runID string, files []cvat.File, 
 	var wg sync.WaitGroup
 	for _, s := range slots {
 		intended := IntendedStart(start, r.cfg.Rate, s.Seq)
+		if r.cfg.Duration > 0 && !intended.Before(start.Add(r.cfg.Duration)) {
+			break // due after --duration: not started
+		}
 		if d := intended.Sub(r.clock.Now()); d > 0 {
 			select {
 			case <-r.clock.After(d):

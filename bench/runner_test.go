@@ -456,3 +456,30 @@ func TestOpenLoopCapsTrialsInFlight(t *testing.T) {
 		}
 	})
 }
+
+// --duration ends a run when its time is up: no trial starts after it, those in flight finish, and the
+// results are a complete record of a shorter run.
+func TestDurationEndsTheRun(t *testing.T) {
+	for _, open := range []bool{false, true} {
+		cfg := fakeConfig(t)
+		cfg.Strategies = []string{"poll"}
+		cfg.TasksPerStrategy, cfg.Concurrency, cfg.Duration = 1000, 1, 50*time.Millisecond
+		if open {
+			cfg.Concurrency, cfg.Rate = 0, 100 // one trial due every 10 ms
+		}
+		clk := newFakeClock()
+		run := runFakeSaved(t, cfg, newFakeAPI(clk), clk)
+		n := len(run.Trials)
+		if n == 0 || n >= 1000 || !run.Meta.DurationUp || run.Meta.TrialsRecorded != n {
+			t.Errorf("open %v: %d trials, duration up %v, meta recorded %d", open, n, run.Meta.DurationUp, run.Meta.TrialsRecorded)
+		}
+		if open && n != 5 {
+			t.Errorf("open loop at 100/s for 50 ms started %d trials, want 5", n)
+		}
+		for _, tr := range run.Trials {
+			if tr.Result != bench.ResultOK {
+				t.Errorf("trial %d: %s %s", tr.Seq, tr.Result, tr.Error)
+			}
+		}
+	}
+}

@@ -126,6 +126,7 @@ func flagsCases(dir, file, busy, reject string) []flagCase {
 		{name: "seed not a number", cmd: "run", flag: "seed", args: []string{"--seed", "x"}, code: exitUsage, want: "-seed"},
 		{name: "negative timeout", cmd: "run", flag: "timeout", args: []string{"--timeout", "-1s"}, code: exitUsage, want: "timeout -1s"},
 		{name: "timeout above histogram range", cmd: "run", flag: "timeout", args: []string{"--timeout", "31m"}, code: exitUsage, want: "31m0s"},
+		{name: "negative duration", cmd: "run", flag: "duration", args: []string{"--duration", "-1s"}, code: exitUsage, want: "duration -1s must not be negative"},
 		{name: "timeout without unit", cmd: "run", flag: "timeout", args: []string{"--timeout", "5"}, code: exitUsage, want: "-timeout"},
 		{name: "out is a file", cmd: "run", flag: "out", args: []string{"--out", file, "--sim-profile", "instant", "--strategies", "poll", "--tasks", "1", "--concurrency", "1"}, code: exitRuntime, want: "results dir"},
 

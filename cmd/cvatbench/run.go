@@ -55,6 +55,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "upload-mode", Value: d.UploadMode, Usage: "single, sdk or tus"},
 			&cli.Int64Flag{Name: "seed", Value: d.Seed, Usage: "seed of the schedule, images and jitter"},
 			&cli.DurationFlag{Name: "timeout", Value: d.Timeout, Usage: "per trial: create, upload and wait"},
+			&cli.DurationFlag{Name: "duration", Usage: "run until this much time is up (trials in flight finish), or until --tasks are done; without --tasks, as many as the limits allow"},
 			&cli.StringFlag{Name: "out", Value: d.OutDir, Usage: "results directory"},
 			&cli.DurationFlag{Name: "poll-interval", Value: d.PollInterval, Usage: "poll strategy interval"},
 			&cli.DurationFlag{Name: "sdk-period", Value: d.SDKPeriod, Usage: "sdk strategy status_check_period"},
@@ -95,6 +96,7 @@ func runConfig(c *cli.Context) bench.Config {
 		Chunks:           c.String("chunks"),
 		Seed:             c.Int64("seed"),
 		Timeout:          c.Duration("timeout"),
+		Duration:         c.Duration("duration"),
 		UploadMode:       c.String("upload-mode"),
 		Org:              c.String("org"),
 		Target:           c.String("url"),
@@ -119,6 +121,11 @@ func runConfig(c *cli.Context) bench.Config {
 		} else if err == nil {
 			cfg.SimFaults = ""
 		}
+	}
+	// --duration alone runs until the time is up: the default task count does not apply.
+	if cfg.Duration > 0 && !c.IsSet("tasks") {
+		cells := max(len(cfg.Strategies)*len(cfg.ImageQualities)*len(cfg.SegmentSizes), 1)
+		cfg.TasksPerStrategy = min(bench.MaxTasksPerStrategy, bench.MaxTrials/cells)
 	}
 	// --rate alone means open loop: the default concurrency does not apply.
 	if c.IsSet("rate") && !c.IsSet("concurrency") {
