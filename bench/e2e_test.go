@@ -195,18 +195,7 @@ func TestBusyWebhookPortFailsBeforeAnyCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var writes []string
-	client, err := cvat.New(cvat.Config{BaseURL: base, Auth: cvat.Token(key), OnCall: func(c cvat.Call) {
-		if c.Method != "GET" {
-			mu.Lock()
-			writes = append(writes, c.Method+" "+c.Endpoint)
-			mu.Unlock()
-		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, writes := writeCountingClient(t, base, cvat.Token(key))
 	cfg := bench.DefaultConfig()
 	cfg.Strategies = []string{"poll", "webhook"}
 	cfg.TasksPerStrategy, cfg.Concurrency = 1, 1
@@ -220,8 +209,8 @@ func TestBusyWebhookPortFailsBeforeAnyCreate(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "webhook receiver") || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("Run = %v, want the busy receiver port", err)
 	}
-	if len(writes) != 0 || res.Dir != "" {
-		t.Errorf("writes %v, results dir %q: want nothing created or written", writes, res.Dir)
+	if len(writes()) != 0 || res.Dir != "" {
+		t.Errorf("writes %v, results dir %q: want nothing created or written", writes(), res.Dir)
 	}
 }
 
@@ -250,18 +239,7 @@ func TestReadOnlyTokenFailsBeforeAnyWrite(t *testing.T) {
 		body     string
 		readOnly bool
 	}{{`{"name":"ro-default"}`, true}, {`{"name":"rw","read_only":false}`, false}} {
-		var writes []string
-		var mu sync.Mutex
-		client, err := cvat.New(cvat.Config{BaseURL: base, Auth: cvat.Bearer(mk(tc.body)), OnCall: func(c cvat.Call) {
-			if c.Method != "GET" {
-				mu.Lock()
-				writes = append(writes, c.Method+" "+c.Endpoint)
-				mu.Unlock()
-			}
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		client, writes := writeCountingClient(t, base, cvat.Bearer(mk(tc.body)))
 		cfg := bench.DefaultConfig()
 		cfg.Strategies, cfg.TasksPerStrategy, cfg.Concurrency, cfg.Images, cfg.ImageSize = []string{"poll"}, 1, 1, 1, "16x16"
 		cfg.PollInterval = time.Millisecond
@@ -272,10 +250,32 @@ func TestReadOnlyTokenFailsBeforeAnyWrite(t *testing.T) {
 		}
 		_, err = r.Run(context.Background())
 		switch {
-		case tc.readOnly && (err == nil || !strings.Contains(err.Error(), `access token "ro-default" is read-only`) || len(writes) != 0):
-			t.Errorf("read-only token: Run = %v, writes %v; want the read-only error before any write", err, writes)
+		case tc.readOnly && (err == nil || !strings.Contains(err.Error(), `access token "ro-default" is read-only`) || len(writes()) != 0):
+			t.Errorf("read-only token: Run = %v, writes %v; want the read-only error before any write", err, writes())
 		case !tc.readOnly && err != nil:
 			t.Errorf("writable token: Run = %v", err)
 		}
+	}
+}
+
+// writeCountingClient is a client of base whose every non-GET call is listed by writes.
+func writeCountingClient(t *testing.T, base string, auth cvat.Auth) (*cvat.Client, func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var list []string
+	client, err := cvat.New(cvat.Config{BaseURL: base, Auth: auth, OnCall: func(c cvat.Call) {
+		if c.Method != "GET" {
+			mu.Lock()
+			list = append(list, c.Method+" "+c.Endpoint)
+			mu.Unlock()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), list...)
 	}
 }

@@ -411,15 +411,7 @@ func (g *gateStrategy) Wait(ctx context.Context, api strategies.API, clk strateg
 	case <-ctx.Done():
 		return strategies.Outcome{}, ctx.Err()
 	}
-	p, err := api.ListJobs(ctx, cvat.JobsQuery{TaskID: tr.TaskID})
-	if err != nil {
-		return strategies.Outcome{}, err
-	}
-	var ids []int
-	for _, j := range p.Results {
-		ids = append(ids, j.ID)
-	}
-	return strategies.Outcome{JobIDs: ids, SeenAt: clk.Now(), Signal: "jobs-list"}, nil
+	return (&listStrategy{name: g.name}).Wait(ctx, api, clk, tr)
 }
 
 // In open loop at most --max-in-flight trials run at once: the next waits for a free slot (and its latency
