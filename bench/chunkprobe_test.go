@@ -33,10 +33,10 @@ func runFake(t *testing.T, cfg bench.Config, api *fakeAPI, clk *fakeClock) []ben
 	return run.Trials
 }
 
-// runFakeSaved runs cfg against the fake server and loads what the run saved.
-func runFakeSaved(t *testing.T, cfg bench.Config, api *fakeAPI, clk *fakeClock) *report.Run {
+// runFakeSaved runs cfg against the fake server, with extra options, and loads what the run saved.
+func runFakeSaved(t *testing.T, cfg bench.Config, api *fakeAPI, clk *fakeClock, extra ...bench.Option) *report.Run {
 	t.Helper()
-	r, err := bench.New(cfg, fakeOptions(api, clk, cfg)...)
+	r, err := bench.New(cfg, append(fakeOptions(api, clk, cfg), extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

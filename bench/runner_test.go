@@ -171,21 +171,9 @@ func TestRunnerGroundTruthWins(t *testing.T) {
 	clk := newFakeClock()
 	api := newFakeAPI(clk)
 	visible := time.Date(2026, 11, 27, 0, 15, 0, 0, time.UTC)
-	opts := append(fakeOptions(api, clk, cfg), bench.WithGroundTruth(func(context.Context, int) (time.Time, bool, error) {
+	run := runFakeSaved(t, cfg, api, clk, bench.WithGroundTruth(func(context.Context, int) (time.Time, bool, error) {
 		return visible, true, nil
 	}))
-	r, err := bench.New(cfg, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := r.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := report.Load(res.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tr := range run.Trials {
 		if tr.JobsVisibleSource != bench.VisibleFromEmulator || !tr.JobsVisibleAt.Equal(visible) {
 			t.Errorf("trial %d: visible %v from %q", tr.Seq, tr.JobsVisibleAt, tr.JobsVisibleSource)
@@ -201,20 +189,15 @@ func TestRunnerUploadErrorIsRecorded(t *testing.T) {
 	clk := newFakeClock()
 	api := newFakeAPI(clk)
 	api.failUpload = true
-	r, err := bench.New(cfg, fakeOptions(api, clk, cfg)...)
-	if err != nil {
-		t.Fatal(err)
+	run := runFakeSaved(t, cfg, api, clk)
+	failed := 0
+	for _, tr := range run.Trials {
+		if tr.Result != bench.ResultOK {
+			failed++
+		}
 	}
-	res, err := r.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Errors != cfg.Trials() {
-		t.Fatalf("errors %d, want %d", res.Errors, cfg.Trials())
-	}
-	run, err := report.Load(res.Dir)
-	if err != nil {
-		t.Fatal(err)
+	if failed != cfg.Trials() {
+		t.Fatalf("errors %d, want %d", failed, cfg.Trials())
 	}
 	tr := run.Trials[0]
 	if tr.Result != bench.ResultError || !strings.Contains(tr.Error, "upload data") || tr.EndToEndMs != nil {
