@@ -22,6 +22,14 @@ const (
 	ResultCanceled = "canceled"
 )
 
+// Phases of a trial (TrialRecord.FailedIn): creating the task and uploading its data come before the wait
+// strategy runs, so their failures are not the strategy's.
+const (
+	PhaseCreate = "create"
+	PhaseUpload = "upload"
+	PhaseWait   = "wait"
+)
+
 // Sources of TrialRecord.JobsVisibleAt.
 const (
 	VisibleFromEmulator       = "emulator"
@@ -39,6 +47,7 @@ type TrialRecord struct {
 	TaskID       int    `json:"task_id,omitempty"`
 	Result       string `json:"result"` // "ok" | "timeout" | "error" | "canceled"
 	ErrorClass   string `json:"error_class,omitempty"`
+	FailedIn     string `json:"failed_in,omitempty"` // PhaseCreate, PhaseUpload or PhaseWait, for trials that are not ok
 	Error        string `json:"error,omitempty"`
 	Signal       string `json:"signal,omitempty"`
 	JobIDs       []int  `json:"job_ids,omitempty"`

@@ -766,6 +766,7 @@ func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, 
 		return err
 	})
 	if err != nil {
+		rec.FailedIn = PhaseCreate
 		return fail(fmt.Errorf("create task: %w", err))
 	}
 	rec.TaskCreatedAt = timePtr(r.clock.Now())
@@ -779,6 +780,7 @@ func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, 
 	rqID, err := r.api.UploadData(cvat.WithCallObserver(tctx, uploads.observe), task.ID,
 		cvat.DataSpec{ImageQuality: s.ImageQuality}, files, uploadMode(r.cfg.UploadMode))
 	if err != nil {
+		rec.FailedIn = PhaseUpload
 		return fail(fmt.Errorf("upload data: %w", err))
 	}
 	uploadDone := r.clock.Now()
@@ -800,9 +802,9 @@ func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, 
 	switch {
 	case err != nil:
 		rec.Result, rec.ErrorClass = classify(runCtx, tctx, err)
-		rec.Error = fmt.Sprintf("wait: %v", err)
+		rec.Error, rec.FailedIn = fmt.Sprintf("wait: %v", err), PhaseWait
 	case len(out.JobIDs) == 0:
-		rec.Result, rec.ErrorClass, rec.Error = ResultError, "other", "wait: strategy returned no job ids"
+		rec.Result, rec.ErrorClass, rec.Error, rec.FailedIn = ResultError, "other", "wait: strategy returned no job ids", PhaseWait
 	default:
 		rec.Result = ResultOK
 		rec.JobIDs = out.JobIDs

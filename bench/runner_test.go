@@ -200,8 +200,17 @@ func TestRunnerUploadErrorIsRecorded(t *testing.T) {
 		t.Fatalf("errors %d, want %d", failed, cfg.Trials())
 	}
 	tr := run.Trials[0]
-	if tr.Result != bench.ResultError || !strings.Contains(tr.Error, "upload data") || tr.EndToEndMs != nil {
+	if tr.Result != bench.ResultError || !strings.Contains(tr.Error, "upload data") || tr.EndToEndMs != nil || tr.FailedIn != bench.PhaseUpload {
 		t.Errorf("trial %+v", tr)
+	}
+	// The table says these errors happened before the strategy ran.
+	var table strings.Builder
+	sum, err := report.Render(&table, run, report.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Rows[0].SetupErrors != sum.Rows[0].Errors || !strings.Contains(table.String(), "creating or uploading, before the strategy ran") {
+		t.Errorf("setup errors %d of %d; table:\n%s", sum.Rows[0].SetupErrors, sum.Rows[0].Errors, table.String())
 	}
 	if len(api.tasks) != 0 {
 		t.Errorf("%d tasks left after cleanup", len(api.tasks))

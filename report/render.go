@@ -106,6 +106,7 @@ func fields(s *Summary, row Row) []field {
 		{"n", row.N},
 		{"ok", row.OK},
 		{"errors", row.Errors},
+		{"setup_errors", row.SetupErrors},
 		{"error_rate", ratio(row.Errors, row.N)},
 		{"error_classes", errorClasses(row.ErrorsByClass)},
 	}...)

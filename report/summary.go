@@ -52,6 +52,9 @@ type Row struct {
 	OK            int            `json:"ok"`
 	Errors        int            `json:"errors"` // N - OK: timeouts and errors
 	ErrorsByClass map[string]int `json:"errors_by_class,omitempty"`
+	// SetupErrors are the errors of trials that failed creating the task or uploading its data, before the
+	// strategy ran: not the strategy's doing (bench.TrialRecord.FailedIn).
+	SetupErrors int `json:"setup_errors,omitempty"`
 	EndToEnd      Latency        `json:"end_to_end"` // ok trials; at Summary.Percentiles
 	Detection     Latency        `json:"detection"`  // ok trials with a jobs-visible time; at p50 and p99
 	// Requests made by the strategy while waiting, over ok trials.
@@ -195,6 +198,9 @@ func summarizeRow(strategy string, quality int, trials []bench.TrialRecord, ps, 
 				row.ErrorsByClass = map[string]int{}
 			}
 			row.ErrorsByClass[cmp.Or(t.ErrorClass, t.Result)]++
+			if t.FailedIn == bench.PhaseCreate || t.FailedIn == bench.PhaseUpload {
+				row.SetupErrors++
+			}
 			continue
 		}
 		row.OK++

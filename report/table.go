@@ -177,7 +177,11 @@ func footer(w io.Writer, s *Summary, markdown bool) error {
 		for _, class := range slices.Sorted(maps.Keys(row.ErrorsByClass)) {
 			parts = append(parts, fmt.Sprintf("%s=%d", class, row.ErrorsByClass[class]))
 		}
-		fmt.Fprintf(&b, "errors %s: %s\n", name, strings.Join(parts, " "))
+		setup := ""
+		if row.SetupErrors > 0 {
+			setup = fmt.Sprintf(" (%d of them creating or uploading, before the strategy ran)", row.SetupErrors)
+		}
+		fmt.Fprintf(&b, "errors %s: %s%s\n", name, strings.Join(parts, " "), setup)
 	}
 	if s.Interrupted || s.Canceled > 0 {
 		fmt.Fprintf(&b, "run interrupted: %d trials canceled by the interruption are in no row\n", s.Canceled)
