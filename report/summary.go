@@ -54,9 +54,9 @@ type Row struct {
 	ErrorsByClass map[string]int `json:"errors_by_class,omitempty"`
 	// SetupErrors are the errors of trials that failed creating the task or uploading its data, before the
 	// strategy ran: not the strategy's doing (bench.TrialRecord.FailedIn).
-	SetupErrors int `json:"setup_errors,omitempty"`
-	EndToEnd      Latency        `json:"end_to_end"` // ok trials; at Summary.Percentiles
-	Detection     Latency        `json:"detection"`  // ok trials with a jobs-visible time; at p50 and p99
+	SetupErrors int     `json:"setup_errors,omitempty"`
+	EndToEnd    Latency `json:"end_to_end"` // ok trials; at Summary.Percentiles
+	Detection   Latency `json:"detection"`  // ok trials with a jobs-visible time; at p50 and p99
 	// Requests made by the strategy while waiting, over ok trials.
 	RequestsMean float64 `json:"requests_mean"`
 	RequestsP50  int     `json:"requests_p50"`
