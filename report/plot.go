@@ -71,6 +71,15 @@ var palette = []color.Color{
 	color.RGBA{0x17, 0xbe, 0xcf, 0xff},
 }
 
+// newPlot is a plot with its title (naming the run), axis labels and a grid.
+func newPlot(title, runID, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title + " (" + runID + ")"
+	p.X.Label.Text, p.Y.Label.Text = x, y
+	p.Add(plotter.NewGrid())
+	return p
+}
+
 // strategyColor is the colour of the i-th strategy of a run, the same in every plot.
 func strategyColor(i int) color.Color { return palette[i%len(palette)] }
 
@@ -149,13 +158,9 @@ func percentileTicks(maxX float64) plot.ConstantTicks {
 // the max.
 func percentilePlot(run *Run) (*plot.Plot, error) {
 	hists := runHistograms(run)
-	p := plot.New()
-	p.Title.Text = "End-to-end latency by percentile (" + run.Meta.RunID + ")"
-	p.X.Label.Text = "percentile"
-	p.Y.Label.Text = "latency (s)"
+	p := newPlot("End-to-end latency by percentile", run.Meta.RunID, "percentile", "latency (s)")
 	p.X.Scale = plot.LogScale{}
 	p.Legend.Top, p.Legend.Left = true, true
-	p.Add(plotter.NewGrid())
 	maxX := 1000.0 // 99.9% at least, so runs of different sizes share ticks
 	entries := 0
 	for i, name := range RunStrategies(run) {
@@ -213,11 +218,7 @@ func frontierPlot(run *Run) (*plot.Plot, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := plot.New()
-	p.Title.Text = "Latency against API load (" + run.Meta.RunID + ")"
-	p.X.Label.Text = "requests per trial (mean)"
-	p.Y.Label.Text = "end-to-end p50 (s), whisker to p90"
-	p.Add(plotter.NewGrid())
+	p := newPlot("Latency against API load", run.Meta.RunID, "requests per trial (mean)", "end-to-end p50 (s), whisker to p90")
 	p.Legend.Top, p.Legend.Left = true, true
 	entries := 0
 	for i, row := range s.Rows {
@@ -249,11 +250,7 @@ func frontierPlot(run *Run) (*plot.Plot, error) {
 
 // qualityPlot draws p50 against image_quality, one line per strategy.
 func qualityPlot(s *Summary) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = "End-to-end p50 by image quality (" + s.RunID + ")"
-	p.X.Label.Text = "image_quality"
-	p.Y.Label.Text = "end-to-end p50 (s)"
-	p.Add(plotter.NewGrid())
+	p := newPlot("End-to-end p50 by image quality", s.RunID, "image_quality", "end-to-end p50 (s)")
 	p.Legend.Top = true
 	var names []string
 	points := map[string]plotter.XYs{}
@@ -291,11 +288,8 @@ func qualityPlot(s *Summary) (*plot.Plot, error) {
 // fidelityPlot draws, per image quality, the median bytes per frame of the probed chunks against the median
 // SSIM of their frames, with a whisker down to the worst frame: the curve a user picks a quality on.
 func fidelityPlot(s *Summary) (*plot.Plot, error) {
-	p := plot.New()
-	p.Title.Text = "Chunk size against fidelity by image quality (" + s.RunID + ")"
-	p.X.Label.Text = "compressed bytes per frame (KiB, median)"
-	p.Y.Label.Text = "SSIM on luma (median; whisker to the worst frame)"
-	p.Add(plotter.NewGrid())
+	p := newPlot("Chunk size against fidelity by image quality", s.RunID, "compressed bytes per frame (KiB, median)",
+		"SSIM on luma (median; whisker to the worst frame)")
 	var pts plotter.XYs
 	var errs plotter.YErrors
 	var labels []string
