@@ -36,7 +36,7 @@ var _ ChunkAPI = (*cvat.Client)(nil)
 // 48 ms against 46 ms for the read after it. With one job the probe reads that chunk and says so
 // (PreviewBuilt). Warm is the read that follows at once, from the cache. Both run from sending the first GET
 // to reading the last byte of the 200 answer, on the runner's clock, retries and waits included; Attempts
-// counts every HTTP attempt of the probe (the jobs listing included).
+// counts every HTTP attempt of the probe (a jobs listing of its own included, when the trial made none).
 //
 // Fidelity is scored per frame, in the order read (job, chunk, member): MSE, PSNR and SSIM of the frame's
 // luma against the uploaded original's (bench/fidelity). PSNR is null where the frame is identical to its
@@ -74,16 +74,18 @@ func (p *ChunkProbe) BytesPerFrame() float64 {
 // again after 1 s, 2 s, 4 s, as CVAT's web client does (cvat-core download.worker.ts: Retry-After, else
 // 1 s·2^n).
 const (
-	chunkProbeTimeout  = 2 * time.Minute
-	chunkProbeRetries  = 3
-	chunkMaxMemberSide = 16384 // a member claiming a larger side is refused before it is decoded
+	chunkProbeTimeout   = 2 * time.Minute
+	chunkProbeRetries   = 3
+	chunkMaxMemberSide  = 16384     // a member claiming a larger side is refused before it is decoded
+	chunkMaxMemberBytes = 256 << 20 // nor is one larger than this, however it is compressed
 	// originalsBudget bounds the luma planes of the originals kept between trials (a 640×480 plane is 300
 	// KiB): the same frames are scored in every trial, and beyond the budget they are decoded each time.
 	originalsBudget = 64 << 20
 )
 
-// probeChunks fills rec.Chunks for a trial that obtained its jobs, when the run probes chunks.
-func (r *Runner) probeChunks(runCtx context.Context, rec *TrialRecord, originals *originalLumas) {
+// probeChunks fills rec.Chunks for a trial that obtained its jobs, when the run probes chunks. jobs is the
+// task's listing if the trial already made one after the wait, else nil.
+func (r *Runner) probeChunks(runCtx context.Context, rec *TrialRecord, originals *originalLumas, jobs []cvat.Job) {
 	mode := r.cfg.ChunkMode()
 	chunks, ok := r.api.(ChunkAPI)
 	if mode == ChunksNone || !ok || rec.Result != ResultOK || runCtx.Err() != nil {
@@ -99,7 +101,7 @@ func (r *Runner) probeChunks(runCtx context.Context, rec *TrialRecord, originals
 		r.observer.APICall(rec.Strategy, c)
 	})
 	defer func() { p.Attempts = int(attempts.Load()) }()
-	if err := r.probe(ctx, chunks, rec.TaskID, p, originals); err != nil {
+	if err := r.probe(ctx, chunks, rec.TaskID, p, originals, jobs); err != nil {
 		p.Error = err.Error()
 	}
 }
@@ -109,12 +111,15 @@ type chunkRead struct {
 	index int
 }
 
-func (r *Runner) probe(ctx context.Context, chunks ChunkAPI, taskID int, p *ChunkProbe, originals *originalLumas) error {
-	page, err := r.api.ListJobs(ctx, cvat.JobsQuery{TaskID: taskID, PageSize: cvat.PageSizeAll, Sort: "id"})
-	if err != nil {
-		return fmt.Errorf("list jobs: %w", err)
+func (r *Runner) probe(ctx context.Context, chunks ChunkAPI, taskID int, p *ChunkProbe, originals *originalLumas, listed []cvat.Job) error {
+	if listed == nil {
+		page, err := r.api.ListJobs(ctx, cvat.JobsQuery{TaskID: taskID, PageSize: cvat.PageSizeAll, Sort: "id"})
+		if err != nil {
+			return fmt.Errorf("list jobs: %w", err)
+		}
+		listed = page.Results
 	}
-	jobs := slices.DeleteFunc(slices.Clone(page.Results), func(j cvat.Job) bool { return j.Type != "" && j.Type != "annotation" })
+	jobs := slices.DeleteFunc(slices.Clone(listed), func(j cvat.Job) bool { return j.Type != "" && j.Type != "annotation" })
 	if len(jobs) == 0 {
 		return errors.New("list jobs: the task lists no annotation job")
 	}
@@ -240,25 +245,29 @@ func scoreChunk(data []byte, firstFrame, want int, originals *originalLumas, p *
 	return len(members), nil
 }
 
+// decodeMember reads a chunk member once and decodes it, refusing one that claims more than
+// chunkMaxMemberSide pixels a side before any pixel is decoded.
 func decodeMember(m *zip.File) (image.Image, error) {
-	open := func() (io.ReadCloser, error) { return m.Open() }
-	rc, err := open()
+	if m.UncompressedSize64 > chunkMaxMemberBytes {
+		return nil, fmt.Errorf("claims %d bytes", m.UncompressedSize64)
+	}
+	rc, err := m.Open()
 	if err != nil {
 		return nil, err
 	}
-	cfg, _, err := image.DecodeConfig(rc)
+	data, err := io.ReadAll(io.LimitReader(rc, chunkMaxMemberBytes+1))
 	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("does not decode: %w", err)
 	}
 	if cfg.Width > chunkMaxMemberSide || cfg.Height > chunkMaxMemberSide {
 		return nil, fmt.Errorf("claims %dx%d pixels", cfg.Width, cfg.Height)
 	}
-	if rc, err = open(); err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	img, _, err := image.Decode(rc)
+	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("does not decode: %w", err)
 	}

@@ -813,8 +813,8 @@ func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, 
 		}
 		rec.JobsObtainedAt = timePtr(obtained)
 	}
-	r.complete(runCtx, &rec, out.Request, rqID, &window)
-	r.probeChunks(runCtx, &rec, r.originals)
+	jobs := r.complete(runCtx, &rec, out.Request, rqID, &window)
+	r.probeChunks(runCtx, &rec, r.originals, jobs)
 	return rec
 }
 
@@ -850,8 +850,9 @@ func (r *Runner) finalRequest(runCtx context.Context, rec *TrialRecord, rqID str
 	}
 }
 
-// complete adds server dates, the jobs-visible time and the derived durations to rec.
-func (r *Runner) complete(runCtx context.Context, rec *TrialRecord, req *cvat.Request, rqID string, window *[2]time.Time) {
+// complete adds server dates, the jobs-visible time and the derived durations to rec. It returns the task's
+// jobs when it listed them (on a real server, for the newest job row), so the chunk probe need not list again.
+func (r *Runner) complete(runCtx context.Context, rec *TrialRecord, req *cvat.Request, rqID string, window *[2]time.Time) (jobs []cvat.Job) {
 	defer Derive(rec)
 	if runCtx.Err() != nil || rec.TaskID == 0 {
 		return
@@ -899,22 +900,25 @@ func (r *Runner) complete(runCtx context.Context, rec *TrialRecord, req *cvat.Re
 		rec.JobsVisibleSource = VisibleFromServerFinished
 		// The lower end of the bracket: the jobs were committed after the newest job row was inserted. One
 		// listing after the wait, outside the strategy's request count.
-		if newest, ok := r.newestJobCreated(runCtx, rec); ok {
+		var newest time.Time
+		if newest, jobs = r.newestJobCreated(runCtx, rec); !newest.IsZero() {
 			rec.NewestJobCreatedAt = timePtr(newest)
 			rec.JobsVisibleAfter = timePtr(ToLocal(newest, offset))
 		}
 	}
+	return jobs
 }
 
-// newestJobCreated is the latest created_date of the task's jobs (server clock).
-func (r *Runner) newestJobCreated(runCtx context.Context, rec *TrialRecord) (time.Time, bool) {
+// newestJobCreated is the latest created_date of the task's jobs (server clock; zero when unknown), and the
+// jobs it listed.
+func (r *Runner) newestJobCreated(runCtx context.Context, rec *TrialRecord) (time.Time, []cvat.Job) {
 	gctx, cancel := context.WithTimeout(runCtx, 10*time.Second)
 	defer cancel()
 	gctx = cvat.WithCallObserver(gctx, func(c cvat.Call) { r.observer.APICall(rec.Strategy, c) })
-	page, err := r.api.ListJobs(gctx, cvat.JobsQuery{TaskID: rec.TaskID, PageSize: cvat.PageSizeAll})
+	page, err := r.api.ListJobs(gctx, cvat.JobsQuery{TaskID: rec.TaskID, PageSize: cvat.PageSizeAll, Sort: "id"})
 	if err != nil {
 		r.log.Debug("jobs after wait", "task", rec.TaskID, "err", err)
-		return time.Time{}, false
+		return time.Time{}, nil
 	}
 	var newest time.Time
 	for _, j := range page.Results {
@@ -922,7 +926,7 @@ func (r *Runner) newestJobCreated(runCtx context.Context, rec *TrialRecord) (tim
 			newest = j.CreatedDate
 		}
 	}
-	return newest, !newest.IsZero()
+	return newest, page.Results
 }
 
 // estimateClock runs the ping exchange on a project of its own, when WithPingClock asked for it. A failure
