@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cvatbench/cvatbench/bench"
 	"github.com/cvatbench/cvatbench/internal/realserver"
+	"github.com/cvatbench/cvatbench/report"
 	"github.com/cvatbench/cvatbench/strategies"
 )
 
@@ -137,38 +139,21 @@ func TestRealServerQualitySweep(t *testing.T) {
 	if len(files) != 1 {
 		t.Fatalf("results: %v", files)
 	}
-	b, err := os.ReadFile(files[0])
+	run, err := report.Load(filepath.Dir(files[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
-	type probe struct {
-		PreviewBuilt bool      `json:"preview_built"`
-		Frames       int       `json:"frames"`
-		Bytes        int64     `json:"bytes"`
-		ColdMs       *float64  `json:"cold_ms"`
-		WarmMs       *float64  `json:"warm_ms"`
-		SSIM         []float64 `json:"ssim"`
-		Error        string    `json:"error"`
-	}
-	byCell := map[[2]int][]probe{}
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var rec struct {
-			Quality int    `json:"image_quality"`
-			Segment int    `json:"segment_size"`
-			Result  string `json:"result"`
-			Chunks  *probe `json:"chunks"`
-		}
-		if err := json.Unmarshal([]byte(l), &rec); err != nil {
-			t.Fatal(err)
-		}
-		if rec.Result != "ok" || rec.Chunks == nil || rec.Chunks.Error != "" || rec.Chunks.ColdMs == nil || rec.Chunks.WarmMs == nil {
-			t.Fatalf("trial %s", l)
+	byCell := map[[2]int][]bench.ChunkProbe{}
+	for _, rec := range run.Trials {
+		if rec.Result != bench.ResultOK || rec.Chunks == nil || rec.Chunks.Error != "" || rec.Chunks.ColdMs == nil || rec.Chunks.WarmMs == nil {
+			t.Fatalf("trial %d: %s, probe %+v", rec.Seq, rec.Result, rec.Chunks)
 		}
 		p := *rec.Chunks
-		if want := map[int]int{0: 10, 5: 5}[rec.Segment]; p.Frames != want || len(p.SSIM) != want || p.PreviewBuilt != (rec.Segment == 0) {
-			t.Errorf("q%d s%d: %d frames scored of %d, preview built %v", rec.Quality, rec.Segment, len(p.SSIM), p.Frames, p.PreviewBuilt)
+		if want := map[int]int{0: 10, 5: 5}[rec.SegmentSize]; p.Frames != want || len(p.SSIM) != want || p.PreviewBuilt != (rec.SegmentSize == 0) {
+			t.Errorf("q%d s%d: %d frames scored of %d, preview built %v", rec.ImageQuality, rec.SegmentSize, len(p.SSIM), p.Frames, p.PreviewBuilt)
 		}
-		byCell[[2]int{rec.Quality, rec.Segment}] = append(byCell[[2]int{rec.Quality, rec.Segment}], p)
+		cell := [2]int{rec.ImageQuality, rec.SegmentSize}
+		byCell[cell] = append(byCell[cell], p)
 	}
 	for _, seg := range []int{0, 5} {
 		lo, hi := byCell[[2]int{30, seg}], byCell[[2]int{90, seg}]
