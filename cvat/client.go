@@ -194,6 +194,10 @@ type request struct {
 	body     func() io.Reader // replayable body; nil: none
 	size     int64
 	want     int // expected status; 0: any 2xx
+	// resend, when set, retries a non-idempotent request like an idempotent one, because the protocol makes a
+	// repeat harmless (UploadData). It runs before each resend and may end the call with the answer that a
+	// first attempt whose response was lost would have given (adopt non-nil).
+	resend func(ctx context.Context) (adopt *response)
 }
 
 // response is a fully read HTTP response.
@@ -242,7 +246,7 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 		return nil, err
 	}
 	attempts := 1
-	if idempotent(r.method) {
+	if idempotent(r.method) || r.resend != nil {
 		attempts = c.retry.MaxAttempts
 	}
 	for attempt := 1; ; attempt++ {
@@ -259,6 +263,11 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 		}
 		if serr := c.sleep(ctx, wait); serr != nil {
 			return nil, fmt.Errorf("%w (retry abandoned: %w)", err, serr)
+		}
+		if r.resend != nil {
+			if adopt := r.resend(ctx); adopt != nil {
+				return adopt, nil
+			}
 		}
 	}
 }

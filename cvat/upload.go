@@ -75,12 +75,13 @@ func (c *Client) uploadSingle(ctx context.Context, taskID int, spec DataSpec, fi
 	if err := setMultipart(&r, specFields(spec), files); err != nil {
 		return "", err
 	}
-	return c.rqID(ctx, r)
+	return c.finishUpload(ctx, taskID, r)
 }
 
 func (c *Client) uploadSteps(ctx context.Context, taskID int, spec DataSpec, files []File, allTUS bool) (string, error) {
 	start := dataRequest(taskID, "Upload-Start")
 	start.ctype, start.want = contentTypeJSON, http.StatusAccepted // the SDK's JSON type without a body
+	start.resend = resendAsIs // Upload-Start does nothing on the server (UploadMixin.upload_started)
 	if _, err := c.do(ctx, start); err != nil {
 		return "", fmt.Errorf("upload start: %w", err)
 	}
@@ -91,7 +92,7 @@ func (c *Client) uploadSteps(ctx context.Context, taskID int, spec DataSpec, fil
 			return nil
 		}
 		r := dataRequest(taskID, "Upload-Multiple")
-		r.want = http.StatusOK
+		r.want, r.resend = http.StatusOK, resendAsIs
 		quality := [][2]string{{"image_quality", itoa(spec.ImageQuality)}}
 		if err := setMultipart(&r, quality, batch); err != nil {
 			return err
@@ -135,7 +136,62 @@ func (c *Client) uploadSteps(ctx context.Context, taskID int, spec DataSpec, fil
 	if err != nil {
 		return "", err
 	}
-	return c.rqID(ctx, finish)
+	return c.finishUpload(ctx, taskID, finish)
+}
+
+// Why resending upload steps is safe (CVAT 2.73, measured on a real 2.73.0 and read in its code):
+//   - Upload-Start does nothing but answer 202.
+//   - An Upload-Multiple batch is recorded with one insert under a unique (data, file) constraint before any
+//     byte is written, so a batch repeated after a lost answer fails whole with a 500 and changes nothing;
+//     the call then fails rather than storing a file twice.
+//   - The finishing step creates the creation request. Before a resend the task's creation requests are
+//     listed: one that exists was made by the lost attempt and is adopted. A resend that still meets the
+//     first attempt's effect is answered 409 with the request id (queued), or 400 "Adding more data is not
+//     supported" or a 500 (the worker already took it); the listing then finds the request to adopt.
+//
+// resendAsIs is the resend hook of steps that need no check.
+func resendAsIs(context.Context) *response { return nil }
+
+// finishUpload sends the step that creates the creation request (Upload-Finish, or the single-request form)
+// and returns its rq_id, resending after a transient failure as described above.
+func (c *Client) finishUpload(ctx context.Context, taskID int, r request) (string, error) {
+	resent := false
+	r.resend = func(ctx context.Context) *response {
+		resent = true
+		if id, ok := c.creationRequestID(ctx, taskID); ok {
+			return &response{status: http.StatusAccepted, body: []byte(`{"rq_id":` + strconv.Quote(id) + `}`)}
+		}
+		return nil
+	}
+	id, err := c.rqID(ctx, r)
+	if err == nil {
+		return id, nil
+	}
+	var apiErr *APIError
+	if resent && errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict && apiErr.RqID() != "" {
+		return apiErr.RqID(), nil
+	}
+	if resent && errors.As(err, &apiErr) && (apiErr.Status == http.StatusBadRequest || apiErr.Status == http.StatusInternalServerError) {
+		if id, ok := c.creationRequestID(ctx, taskID); ok {
+			return id, nil
+		}
+	}
+	return "", err
+}
+
+// creationRequestID finds the creation request of a task among the caller's requests (API.md §6.2). A failed
+// listing counts as none: the resend that follows is safe on its own.
+func (c *Client) creationRequestID(ctx context.Context, taskID int) (string, bool) {
+	rs, err := c.ListRequests(ctx, RequestFilter{Action: "create", Target: "task", TaskID: taskID})
+	if err != nil {
+		return "", false
+	}
+	for _, rq := range rs {
+		if rq.Operation.TaskID != nil && *rq.Operation.TaskID == taskID && rq.ID != "" {
+			return rq.ID, true
+		}
+	}
+	return "", false
 }
 
 // rqID sends r and reads {"rq_id"} from the answer.

@@ -64,8 +64,12 @@ func (s *Server) handleData(c *call) {
 			return
 		}
 		s.mu.Lock()
-		s.addFilesLocked(t, body.files)
+		stored := s.addFilesLocked(t, body.files)
 		s.mu.Unlock()
+		if !stored {
+			c.serverError()
+			return
+		}
 		c.post += s.prof.UploadPerFile * timeMul(len(body.files))
 		c.empty(http.StatusOK)
 	default:
@@ -80,22 +84,24 @@ func (s *Server) taskUpdatedLocked(t *task, c *call, before, changes obj) {
 	s.emitUpdateLocked("update:task", t.project, "task", s.renderTask(t, renderCtx{base: c.base()}), before, changes, apiSender(c))
 }
 
-// addFilesLocked records uploaded files; a repeated name is appended to the
-// existing file, as append_files opens it with mode ab+ (API.md §5.2).
-func (s *Server) addFilesLocked(t *task, files []clientFile) {
-	for _, f := range files {
-		found := false
-		for i := range t.files {
-			if t.files[i].name == f.name {
-				t.files[i].data = append(t.files[i].data, f.data...)
-				found = true
-				break
-			}
-		}
-		if !found {
-			t.files = append(t.files, f)
-		}
+// addFilesLocked records uploaded files. A name the task already has, or one repeated in files, stores
+// nothing and reports false: CVAT 2.73 records client files with one bulk insert under a unique (data, file)
+// constraint, so the repeat fails with an IntegrityError (a 500 page) before any byte is written (measured
+// on a real 2.73.0; API.md §5.2 reads append_files' mode ab+ as appending, which the constraint prevents).
+// That is what makes resending an upload batch safe. TUS files come here after their own 409 name check.
+func (s *Server) addFilesLocked(t *task, files []clientFile) bool {
+	names := make(map[string]bool, len(t.files)+len(files))
+	for _, f := range t.files {
+		names[f.name] = true
 	}
+	for _, f := range files {
+		if names[f.name] {
+			return false
+		}
+		names[f.name] = true
+	}
+	t.files = append(t.files, files...)
+	return true
 }
 
 // dataBody is a parsed data request: form or JSON fields, plus files.
@@ -393,7 +399,11 @@ func (s *Server) uploadFinish(c *call, t *task) {
 		c.badRequest([]string{"Adding more data is not supported"})
 		return
 	}
-	s.addFilesLocked(t, body.files)
+	if !s.addFilesLocked(t, body.files) {
+		s.mu.Unlock()
+		c.serverError()
+		return
+	}
 	s.taskUpdatedLocked(t, c, obj{}, obj{})
 	if old := s.liveRequestLocked(rqID); old != nil && (old.status == stQueued || old.status == stStarted) {
 		s.mu.Unlock()

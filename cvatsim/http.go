@@ -488,6 +488,17 @@ func (c *call) empty(status int) {
 	c.w.WriteHeader(status)
 }
 
+// serverError is Django's answer to an unhandled exception with DEBUG off, byte for byte as a real CVAT
+// 2.73.0 sent it for an IntegrityError.
+func (c *call) serverError() {
+	c.w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	c.w.WriteHeader(http.StatusInternalServerError)
+	_, _ = io.WriteString(c.w, djangoServerError)
+}
+
+const djangoServerError = "\n<!doctype html>\n<html lang=\"en\">\n<head>\n  <title>Server Error (500)</title>\n</head>\n<body>\n" +
+	"  <h1>Server Error (500)</h1><p></p>\n</body>\n</html>\n"
+
 // detail writes {"detail": msg}.
 func (c *call) detail(status int, msg string) { c.json(status, obj{{"detail", msg}}) }
 

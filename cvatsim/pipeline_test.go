@@ -117,8 +117,12 @@ func TestUploadFinishWhileQueuedIs409(t *testing.T) {
 	if got, _ := e.request(rq); got.Status != "queued" || got.StartedDate != nil {
 		t.Fatalf("first request %+v", got)
 	}
+	// A repeat that carries the files again fails on their rows first (500); one without files reaches the
+	// queue check (409), as on a real CVAT 2.73.0.
 	body, ct := multipartBody(map[string]string{"image_quality": "70"}, images(1))
-	r := e.must(409, e.do("POST", fmt.Sprintf("/api/tasks/%d/data", id), body, map[string]string{"Content-Type": ct, "Upload-Finish": ""}))
+	e.must(500, e.do("POST", fmt.Sprintf("/api/tasks/%d/data", id), body, map[string]string{"Content-Type": ct, "Upload-Finish": ""}))
+	r := e.must(409, e.do("POST", fmt.Sprintf("/api/tasks/%d/data", id), []byte(`{"image_quality":70}`),
+		map[string]string{"Content-Type": "application/json", "Upload-Finish": ""}))
 	if r.obj(t)["rq_id"] != rq {
 		t.Fatalf("409 body %s", r.body)
 	}
@@ -240,6 +244,34 @@ func TestSDKThreeStepUpload(t *testing.T) {
 	}
 	if task["jobs"].(map[string]any)["count"] != 3.0 {
 		t.Fatalf("jobs %v", task["jobs"])
+	}
+}
+
+// TestRepeatedUploadBatch: a batch naming a file the task already has fails whole with Django's 500 page and
+// stores nothing, as on a real CVAT 2.73.0 (unique client-file rows), in a later batch and within one.
+func TestRepeatedUploadBatch(t *testing.T) {
+	rec := newStatusRecorder()
+	e := newEnv(t, cvatsim.Options{OnRequestStatus: rec.hook})
+	id := e.createTask(map[string]any{"name": "repeat"})
+	path := fmt.Sprintf("/api/tasks/%d/data/", id)
+	e.must(202, e.do("POST", path, nil, map[string]string{"Upload-Start": ""}))
+	imgs := images(3)
+	multiple := func(batch []file) resp {
+		body, ct := multipartBody(map[string]string{"image_quality": "70"}, batch)
+		return e.do("POST", path, body, map[string]string{"Upload-Multiple": "", "Content-Type": ct})
+	}
+	e.must(200, multiple(imgs[:2]))
+	for _, batch := range [][]file{{imgs[2], imgs[1]}, {imgs[2], imgs[2]}} {
+		r := e.must(500, multiple(batch))
+		if !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") || !strings.Contains(string(r.body), "<h1>Server Error (500)</h1>") {
+			t.Fatalf("repeat answered %q %q", r.header.Get("Content-Type"), r.body)
+		}
+	}
+	r := e.must(202, e.do("POST", path, []byte(`{"image_quality":70}`), map[string]string{"Upload-Finish": ""}))
+	rec.waitFor(t, r.obj(t)["rq_id"].(string), "finished", 1)
+	task := e.must(200, e.do("GET", fmt.Sprintf("/api/tasks/%d", id), nil, nil)).obj(t)
+	if task["size"] != 2.0 {
+		t.Fatalf("size %v, want the 2 files of the first batch only", task["size"])
 	}
 }
 

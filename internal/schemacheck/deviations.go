@@ -240,11 +240,19 @@ func allowedResponse(route *routers.Route, r *http.Request, status int, h http.H
 // means the server lacks the endpoint (allowedUnrouted admits 405 for methods the schema lacks).
 var errorStatuses = map[int]bool{400: true, 401: true, 403: true, 404: true, 406: true, 409: true, 415: true, 429: true, 503: true}
 
+// djangoServerError is the page Django sends for an unhandled exception with DEBUG off, as a real CVAT
+// 2.73.0 sent it (and the emulator copies it).
+const djangoServerError = "\n<!doctype html>\n<html lang=\"en\">\n<head>\n  <title>Server Error (500)</title>\n</head>\n<body>\n" +
+	"  <h1>Server Error (500)</h1><p></p>\n</body>\n</html>\n"
+
 // checkErrorBody checks an undocumented error answer against the shapes of API.md §1.4: JSON, with
 // {"detail": "..."} for everything but 400 (a list, an object of field errors or a JSON string) and 503
 // (a JSON string); 401 also carries WWW-Authenticate (API.md §2.2). routed is false for requests the schema
 // has no operation for.
 func checkErrorBody(status int, h http.Header, body []byte, routed bool) error {
+	if status == http.StatusInternalServerError && isHTML(h) && string(body) == djangoServerError {
+		return nil // an unhandled exception, e.g. the IntegrityError of a repeated upload batch
+	}
 	if !errorStatuses[status] && (routed || status != http.StatusMethodNotAllowed) {
 		return fmt.Errorf("status %d is neither documented nor a CVAT error status", status)
 	}
