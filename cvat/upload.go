@@ -81,7 +81,7 @@ func (c *Client) uploadSingle(ctx context.Context, taskID int, spec DataSpec, fi
 func (c *Client) uploadSteps(ctx context.Context, taskID int, spec DataSpec, files []File, allTUS bool) (string, error) {
 	start := dataRequest(taskID, "Upload-Start")
 	start.ctype, start.want = contentTypeJSON, http.StatusAccepted // the SDK's JSON type without a body
-	start.resend = resendAsIs // Upload-Start does nothing on the server (UploadMixin.upload_started)
+	start.resend = resendAsIs                                      // Upload-Start does nothing on the server (UploadMixin.upload_started)
 	if _, err := c.do(ctx, start); err != nil {
 		return "", fmt.Errorf("upload start: %w", err)
 	}
