@@ -73,7 +73,7 @@ type Config struct {
 	TasksPerStrategy int           // trials per strategy and image quality
 	Concurrency      int           // closed loop: this many workers; exclusive with Rate
 	Rate             float64       // open loop: trials started per second; exclusive with Concurrency
-	MaxInFlight      int           // open loop: trials at once at most (0: MaxConcurrency); later ones wait
+	MaxInFlight      int           // open loop: trials at once at most (0: MaxConcurrency); one due beyond it is dropped
 	Images           int           // images per task; with ImagesDir, 0 means every image in the directory
 	ImageSize        string        // "WxH" of generated images, e.g. "640x480"
 	ImageFormat      string        // "jpeg" or "png" for generated images
@@ -141,8 +141,8 @@ func (c Config) Trials() int {
 	return len(c.Strategies) * len(c.ImageQualities) * max(len(c.SegmentSizes), 1) * c.TasksPerStrategy
 }
 
-// maxInFlight is MaxInFlight with 0 resolved.
-func (c Config) maxInFlight() int {
+// InFlightLimit is MaxInFlight with 0 resolved: the open loop's bound on trials at once.
+func (c Config) InFlightLimit() int {
 	if c.MaxInFlight > 0 {
 		return c.MaxInFlight
 	}

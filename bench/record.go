@@ -20,6 +20,10 @@ const (
 	// ResultCanceled is a trial cut short by the run's interruption (Ctrl-C): not the strategy's failure, so
 	// it is neither an error nor a latency; reports count it apart.
 	ResultCanceled = "canceled"
+	// ResultDropped is an open-loop trial that was due while Config.MaxInFlight trials were still in flight:
+	// it never started (k6's dropped_iterations). It measures that the server did not keep up with the
+	// rate, not a strategy; reports count it apart.
+	ResultDropped = "dropped"
 )
 
 // Phases of a trial (TrialRecord.FailedIn): creating the task and uploading its data come before the wait

@@ -271,6 +271,7 @@ type Result struct {
 	Recorded      int
 	Errors        int // trials that timed out or failed
 	Canceled      int // trials cut short by the interruption: not errors
+	Dropped       int // open-loop trials due while MaxInFlight were in flight, never started
 	Interrupted   bool
 	CleanupErrors []string
 }
@@ -403,7 +404,7 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	hlogs, herr := w.WriteHlogs(r.cfg.Strategies, total, start, end)
 	meta.HistogramFiles = hlogs
 	col.mu.Lock()
-	res.Recorded, res.Errors, res.Canceled = col.recorded, col.errors, col.canceled
+	res.Recorded, res.Errors, res.Canceled, res.Dropped = col.recorded, col.errors, col.canceled, col.dropped
 	meta.DurationUp = r.cfg.Duration > 0 && col.recorded < res.Planned && ctx.Err() == nil
 	meta.TrialsRecorded = col.recorded
 	meta.ClockOffset.Estimates = len(col.offsetErrors)
@@ -659,10 +660,10 @@ func (r *Runner) openLoop(ctx context.Context, runID string, files []cvat.File, 
 		}
 	}()
 	start := r.clock.Now()
-	// At most MaxInFlight trials at once: against a server that cannot keep up, the next trial waits for a
-	// free slot instead of piling up goroutines and memory without bound. Its latency still counts from its
-	// intended start, so the wait shows in the results (schedule_lag_ms) rather than being omitted.
-	slotsFree := make(chan struct{}, r.cfg.maxInFlight())
+	// At most MaxInFlight trials at once: against a server that cannot keep up, a trial due while they are
+	// all in flight is dropped (recorded, never started), as k6's arrival-rate executors do, instead of piling
+	// up goroutines and memory without bound or shifting the schedule of the trials after it.
+	slotsFree := make(chan struct{}, r.cfg.InFlightLimit())
 	var wg sync.WaitGroup
 	for _, s := range slots {
 		intended := IntendedStart(start, r.cfg.Rate, s.Seq)
@@ -680,10 +681,11 @@ func (r *Runner) openLoop(ctx context.Context, runID string, files []cvat.File, 
 		}
 		select {
 		case slotsFree <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
+		default:
+			records <- TrialRecord{RunID: runID, Seq: s.Seq, Strategy: s.Strategy, ImageQuality: s.ImageQuality,
+				SegmentSize: s.SegmentSize, Images: len(files), IntendedAt: timePtr(intended), Result: ResultDropped,
+				Error: fmt.Sprintf("dropped: due while %d trials were in flight (--max-in-flight)", r.cfg.InFlightLimit())}
+			continue
 		}
 		wg.Go(func() {
 			defer func() { <-slotsFree }()
@@ -1079,6 +1081,7 @@ type collector struct {
 	recorded     int
 	errors       int
 	canceled     int
+	dropped      int
 	printed      bool      // a plain progress line was written
 	lastLine     time.Time // when
 	offsetErrors []float64
@@ -1102,6 +1105,8 @@ func (c *collector) finish(rec TrialRecord, into *Recorder) {
 	case ResultOK:
 	case ResultCanceled:
 		c.canceled++
+	case ResultDropped:
+		c.dropped++
 	default:
 		c.errors++
 	}

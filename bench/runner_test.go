@@ -406,9 +406,10 @@ func (g *gateStrategy) Wait(ctx context.Context, api strategies.API, clk strateg
 	return (&listStrategy{name: g.name}).Wait(ctx, api, clk, tr)
 }
 
-// In open loop at most --max-in-flight trials run at once: the next waits for a free slot (and its latency
-// counts from its intended start), instead of piling up without bound against a server that does not keep up.
-func TestOpenLoopCapsTrialsInFlight(t *testing.T) {
+// In open loop at most --max-in-flight trials run at once: a trial due while they are all in flight is
+// dropped (recorded as such, never started) instead of piling up without bound against a server that does
+// not keep up, and the report counts the dropped apart from every row.
+func TestOpenLoopDropsTrialsBeyondMaxInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := fakeConfig(t)
 		cfg.Strategies = []string{"poll"}
@@ -424,19 +425,34 @@ func TestOpenLoopCapsTrialsInFlight(t *testing.T) {
 			res, _ := r.Run(context.Background())
 			done <- res
 		}()
-		for released := 0; released < 5; released++ {
-			synctest.Wait() // every goroutine blocked: the scheduler at the cap, the trials at the gate
-			gate.mu.Lock()
-			inside, entered := gate.inside, gate.entered
-			gate.mu.Unlock()
-			if want := min(2, 5-released); inside != want || entered != min(5, released+2) {
-				t.Fatalf("after %d released: %d inside, %d entered; want %d inside, %d entered", released, inside, entered, want, min(5, released+2))
-			}
-			gate.release <- struct{}{}
+		synctest.Wait() // every goroutine blocked: the schedule done, two trials at the gate
+		gate.mu.Lock()
+		inside, entered := gate.inside, gate.entered
+		gate.mu.Unlock()
+		if inside != 2 || entered != 2 {
+			t.Fatalf("%d inside, %d entered; want 2 and 2", inside, entered)
 		}
+		gate.release <- struct{}{}
+		gate.release <- struct{}{}
 		res := <-done
-		if res.Recorded != 5 || res.Errors != 0 || gate.most != 2 {
-			t.Errorf("result %+v, most at once %d; want 5 trials, at most 2 at once", res, gate.most)
+		if res.Recorded != 5 || res.Dropped != 3 || res.Errors != 0 || gate.most != 2 {
+			t.Fatalf("result %+v, most at once %d; want 5 recorded, 3 dropped, at most 2 at once", res, gate.most)
+		}
+		run, err := report.Load(filepath.Join(cfg.OutDir, res.RunID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := report.Summarize(run, []float64{50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Dropped != 3 || s.MaxInFlight != 2 || len(s.Rows) != 1 || s.Rows[0].N != 2 {
+			t.Errorf("summary dropped %d of max %d, rows %+v; want 3 of 2, one row of n 2", s.Dropped, s.MaxInFlight, s.Rows)
+		}
+		for _, tr := range run.Trials {
+			if tr.Result == bench.ResultDropped && (tr.IntendedAt == nil || tr.CreateSentAt != nil || tr.TaskID != 0) {
+				t.Errorf("dropped trial %d: %+v; want an intended time and nothing sent", tr.Seq, tr)
+			}
 		}
 	})
 }

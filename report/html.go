@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cvatbench/cvatbench/bench"
 )
 
 // HTMLFile is the name of the self-contained report WriteHTML puts in a results directory.
@@ -20,6 +22,17 @@ const HTMLFile = "report.html"
 // HTML renders run as one self-contained page: a summary of meta.json, the table (with the options' percentiles),
 // its notes, and the plots as inline SVG. It loads nothing: no scripts, stylesheets, fonts or images from
 // anywhere, so it can be mailed or attached to a ticket as is.
+// countResult counts the trials of one result.
+func countResult(trials []bench.TrialRecord, result string) int {
+	n := 0
+	for _, t := range trials {
+		if t.Result == result {
+			n++
+		}
+	}
+	return n
+}
+
 func HTML(run *Run, o Options) Reporter {
 	return func(w io.Writer) error {
 		o = o.normalized()
@@ -165,6 +178,10 @@ func metaRows(run *Run) [][2]string {
 		m.ClockOffset.MaxErrorMs, m.ClockOffset.MedianErrorMs, m.ClockOffset.Estimates, m.ClockOffset.GroundTruth))
 	if m.Interrupted {
 		add("interrupted", "yes")
+	}
+	if n := countResult(run.Trials, bench.ResultDropped); n > 0 {
+		add("dropped", fmt.Sprintf("%d trials due while %d were in flight, never started (open loop: the server did not keep up)",
+			n, c.InFlightLimit()))
 	}
 	if run.Truncated {
 		add("trials.jsonl", "last line cut short (crash) and skipped")

@@ -163,7 +163,7 @@ func checkTrials(run *Run, sources []string) error {
 	for _, s := range m.Config.Strategies {
 		strategies[s] = true
 	}
-	results := map[string]bool{bench.ResultOK: true, bench.ResultTimeout: true, bench.ResultError: true, bench.ResultCanceled: true}
+	results := map[string]bool{bench.ResultOK: true, bench.ResultTimeout: true, bench.ResultError: true, bench.ResultCanceled: true, bench.ResultDropped: true}
 	type key struct {
 		run string
 		seq int

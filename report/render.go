@@ -214,8 +214,14 @@ func JSON(s *Summary) Reporter {
 			put(false, "server", s.Server),
 			put(false, "interrupted", s.Interrupted),
 			put(false, "canceled", s.Canceled),
+			put(false, "dropped", s.Dropped),
 		); err != nil {
 			return err
+		}
+		if s.Dropped > 0 {
+			if err := put(false, "max_in_flight", s.MaxInFlight); err != nil {
+				return err
+			}
 		}
 		if s.Quality != nil {
 			if err := put(false, "quality", s.Quality); err != nil {

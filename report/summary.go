@@ -39,6 +39,10 @@ type Summary struct {
 	// Interrupted: the run was cut short (Ctrl-C); Canceled trials of it are in no row's n.
 	Interrupted bool `json:"interrupted,omitempty"`
 	Canceled    int  `json:"canceled,omitempty"`
+	// Dropped open-loop trials were due while --max-in-flight trials were in flight and never started: the
+	// server did not keep up with the rate. They are in no row's n.
+	Dropped     int `json:"dropped,omitempty"`
+	MaxInFlight int `json:"max_in_flight,omitempty"` // the bound they met; set when Dropped > 0
 	// Quality is what the chunk probes measured, per image quality; nil when the run did not probe.
 	Quality *QualitySummary `json:"quality,omitempty"`
 }
@@ -151,6 +155,11 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 	for _, t := range run.Trials {
 		if canceledByInterrupt(t) {
 			s.Canceled++
+			continue
+		}
+		if t.Result == bench.ResultDropped {
+			s.Dropped++
+			s.MaxInFlight = run.Meta.Config.InFlightLimit()
 			continue
 		}
 		k := key{t.Strategy, single, 0}

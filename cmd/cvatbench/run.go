@@ -44,7 +44,7 @@ func runCommand() *cli.Command {
 			&cli.IntFlag{Name: "tasks", Value: d.TasksPerStrategy, Usage: fmt.Sprintf("tasks per strategy (and image quality and segment size), at most %d, and at most %d trials in the run", bench.MaxTasksPerStrategy, bench.MaxTrials)},
 			&cli.IntFlag{Name: "concurrency", Value: d.Concurrency, Usage: fmt.Sprintf("closed loop: trials in flight, at most %d", bench.MaxConcurrency)},
 			&cli.Float64Flag{Name: "rate", Usage: "open loop: trials started per second (instead of --concurrency)"},
-			&cli.IntFlag{Name: "max-in-flight", Usage: fmt.Sprintf("open loop: trials at once at most; a trial due beyond it waits, its latency counting from when it was due (0: %d)", bench.MaxConcurrency)},
+			&cli.IntFlag{Name: "max-in-flight", Usage: fmt.Sprintf("open loop: trials at once at most; a trial due beyond it is dropped: recorded, never started, reported apart (0: %d)", bench.MaxConcurrency)},
 			&cli.IntFlag{Name: "images", Value: d.Images, Usage: fmt.Sprintf("images per task, at most %d; generated: images × width × height at most %d pixels", bench.MaxImages, bench.MaxWorkloadPixels)},
 			&cli.StringFlag{Name: "image-size", Value: d.ImageSize, Usage: fmt.Sprintf("generated image size WxH, sides at most %d", bench.MaxImageSide)},
 			&cli.StringFlag{Name: "image-format", Value: d.ImageFormat, Usage: "generated image format: jpeg, png"},
