@@ -53,9 +53,11 @@ type Meta struct {
 	FinishedAt     *time.Time      `json:"finished_at,omitempty"` // absent while running or after a crash
 	ClockOffset    OffsetStats     `json:"clock_offset"`
 	Interrupted    bool            `json:"interrupted,omitempty"`
-	DurationUp     bool            `json:"duration_up,omitempty"` // Config.Duration ended the run before its planned trials
-	CleanupErrors  []string        `json:"cleanup_errors,omitempty"`
-	HistogramFiles []string        `json:"histogram_files,omitempty"`
+	// Abandoned: a second interrupt ended the process before cleanup; what the run created may remain.
+	Abandoned      bool     `json:"abandoned,omitempty"`
+	DurationUp     bool     `json:"duration_up,omitempty"` // Config.Duration ended the run before its planned trials
+	CleanupErrors  []string `json:"cleanup_errors,omitempty"`
+	HistogramFiles []string `json:"histogram_files,omitempty"`
 }
 
 // OffsetStats summarises the clock-offset estimates of a run.
@@ -78,6 +80,10 @@ type resultsWriter struct {
 	mu  sync.Mutex
 	f   *os.File
 	bw  *bufio.Writer
+	n   int // records written
+
+	metaMu sync.Mutex // one meta.json writer at a time
+	final  bool       // Abandon wrote the last meta.json
 }
 
 func createResults(outDir, runID string) (*resultsWriter, error) {
@@ -108,7 +114,15 @@ func (w *resultsWriter) Append(rec TrialRecord) error {
 	if err := w.bw.Flush(); err != nil {
 		return fmt.Errorf("write trial %d: %w", rec.Seq, err)
 	}
+	w.n++
 	return nil
+}
+
+// freeze stops every later Append (they block for good: the process is about to exit) and returns how many
+// records the file holds.
+func (w *resultsWriter) freeze() int {
+	w.mu.Lock()
+	return w.n
 }
 
 func (w *resultsWriter) Close() error {
@@ -119,6 +133,23 @@ func (w *resultsWriter) Close() error {
 
 // WriteMeta replaces meta.json atomically (temp file and rename), so readers never see half a file.
 func (w *resultsWriter) WriteMeta(m Meta) error {
+	w.metaMu.Lock()
+	defer w.metaMu.Unlock()
+	if w.final {
+		return nil
+	}
+	return w.writeMetaLocked(m)
+}
+
+// writeFinalMeta writes meta.json for the last time: later WriteMeta calls do nothing.
+func (w *resultsWriter) writeFinalMeta(m Meta) error {
+	w.metaMu.Lock()
+	defer w.metaMu.Unlock()
+	w.final = true
+	return w.writeMetaLocked(m)
+}
+
+func (w *resultsWriter) writeMetaLocked(m Meta) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode meta: %w", err)

@@ -211,6 +211,10 @@ type Runner struct {
 	strats        map[string]strategies.Strategy
 	originals     *originalLumas // the workload's luma planes, for the chunk probe
 
+	// live is the run being measured, for Abandon.
+	liveMu sync.Mutex
+	live   *liveRun
+
 	mu       sync.Mutex
 	tasks    []int                 // created in this run, in creation order
 	projects map[string]int        // strategy -> project id
@@ -261,6 +265,35 @@ func New(cfg Config, opts ...Option) (*Runner, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// liveRun is what Abandon needs of a run in progress.
+type liveRun struct {
+	w    *resultsWriter
+	meta Meta // as written when the trials began
+}
+
+// Abandon writes what a run in progress has, for a process about to exit without letting Run finish (a
+// second interrupt). Every finished trial is already in trials.jsonl; Abandon stops further appends and
+// rewrites meta.json with their count, interrupted and abandoned, so that report reads a complete, short run
+// that says no cleanup ran. It is safe to call from any goroutine; Run must not be relied on afterwards.
+func (r *Runner) Abandon() error {
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	if r.live == nil {
+		return nil // not measuring yet: nothing was written that needs saying
+	}
+	w, m := r.live.w, r.live.meta
+	m.TrialsRecorded = w.freeze()
+	m.Interrupted, m.Abandoned = true, true
+	end := r.clock.Now().UTC()
+	m.FinishedAt = &end
+	r.mu.Lock()
+	m.CleanupErrors = []string{fmt.Sprintf("abandoned by a second interrupt before cleanup: the %d tasks this run created "+
+		"and its projects may remain (names start with %s%s)", len(r.tasks), NamePrefix, m.RunID)}
+	r.mu.Unlock()
+	r.live = nil
+	return w.writeFinalMeta(m)
 }
 
 // Result is what Run reports; the results directory holds the details.
@@ -383,6 +416,9 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	}
 	meta.ClockOffset.PingError = r.clockErr
 	measuring = true
+	r.liveMu.Lock()
+	r.live = &liveRun{w: w, meta: meta}
+	r.liveMu.Unlock()
 
 	col := newCollector(r, w, res.Planned, start)
 	slots := Schedule(r.cfg)

@@ -179,6 +179,9 @@ func metaRows(run *Run) [][2]string {
 	if m.Interrupted {
 		add("interrupted", "yes")
 	}
+	if m.Abandoned {
+		add("abandoned", "a second interrupt ended the process before cleanup: what the run created may remain")
+	}
 	if n := countResult(run.Trials, bench.ResultDropped); n > 0 {
 		add("dropped", fmt.Sprintf("%d trials due while %d were in flight, never started (open loop: the server did not keep up)",
 			n, c.InFlightLimit()))

@@ -115,6 +115,7 @@ func Merge(runs []*Run) (*Merged, error) {
 		meta.TrialsPlanned += rm.TrialsPlanned
 		meta.TrialsRecorded += len(r.Trials)
 		meta.Interrupted = meta.Interrupted || rm.Interrupted
+		meta.Abandoned = meta.Abandoned || rm.Abandoned
 		meta.CleanupErrors = append(meta.CleanupErrors, rm.CleanupErrors...)
 		meta.ClockOffset.GroundTruth = meta.ClockOffset.GroundTruth && rm.ClockOffset.GroundTruth
 		meta.ClockOffset.Estimates += rm.ClockOffset.Estimates

@@ -214,6 +214,7 @@ func JSON(s *Summary) Reporter {
 			put(false, "server", s.Server),
 			put(false, "interrupted", s.Interrupted),
 			put(false, "canceled", s.Canceled),
+			put(false, "abandoned", s.Abandoned),
 			put(false, "dropped", s.Dropped),
 		); err != nil {
 			return err

@@ -39,6 +39,7 @@ type Summary struct {
 	// Interrupted: the run was cut short (Ctrl-C); Canceled trials of it are in no row's n.
 	Interrupted bool `json:"interrupted,omitempty"`
 	Canceled    int  `json:"canceled,omitempty"`
+	Abandoned   bool `json:"abandoned,omitempty"` // a second interrupt ended it before cleanup
 	// Dropped open-loop trials were due while --max-in-flight trials were in flight and never started: the
 	// server did not keep up with the rate. They are in no row's n.
 	Dropped     int `json:"dropped,omitempty"`
@@ -150,7 +151,7 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 	for q := range qualities {
 		single = q
 	}
-	s.Interrupted = run.Meta.Interrupted
+	s.Interrupted, s.Abandoned = run.Meta.Interrupted, run.Meta.Abandoned
 	groups := map[key][]bench.TrialRecord{}
 	for _, t := range run.Trials {
 		if canceledByInterrupt(t) {

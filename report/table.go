@@ -187,6 +187,10 @@ func footer(w io.Writer, s *Summary, markdown bool) error {
 		fmt.Fprintf(&b, "dropped: %d trials were due while %d were in flight and never started (open loop; the server "+
 			"did not keep up with the rate, see --max-in-flight); they are in no row\n", s.Dropped, s.MaxInFlight)
 	}
+	if s.Abandoned {
+		fmt.Fprintf(&b, "run abandoned by a second interrupt: no cleanup ran, what it created may remain on the server "+
+			"(cvatbench cleanup removes it)\n")
+	}
 	if s.Interrupted || s.Canceled > 0 {
 		fmt.Fprintf(&b, "run interrupted: %d trials canceled by the interruption are in no row\n", s.Canceled)
 	}

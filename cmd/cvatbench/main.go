@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -30,10 +31,34 @@ const (
 	urfaveNoHelpTopic = 3
 )
 
+// exitHardInterrupt is the code of a process ended by a second interrupt, as shells report SIGINT (128+2).
+const exitHardInterrupt = 130
+
+// onHardExit runs on a second interrupt, just before the process exits: the run command points it at
+// Runner.Abandon, which writes what the run has.
+var onHardExit atomic.Pointer[func()]
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs // the first: stop starting trials, let those in flight end, clean up
+		if onHardExit.Load() != nil {
+			fmt.Fprintln(os.Stderr, "stopping: letting the trials in flight finish, then cleaning up; "+
+				"interrupt again (Ctrl-C) to exit at once")
+		}
+		cancel(fmt.Errorf("%v signal received", sig))
+		<-sigs // the second: the user does not want to wait for that
+		if f := onHardExit.Load(); f != nil {
+			(*f)()
+		}
+		fmt.Fprintln(os.Stderr, "cvatbench: second interrupt: exiting now without cleaning up; "+
+			"`cvatbench cleanup --older-than 0s` removes what this run created")
+		os.Exit(exitHardInterrupt)
+	}()
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(sigs)
 	os.Exit(code)
 }
 

@@ -261,6 +261,13 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return usageError("run: %s", oneLine(err))
 	}
+	abandon := func() {
+		if err := r.Abandon(); err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "cvatbench: run: %s\n", oneLine(err))
+		}
+	}
+	onHardExit.Store(&abandon)
+	defer onHardExit.Store(nil)
 	runStart := time.Now()
 	res, runErr := r.Run(ctx)
 	runDuration := time.Since(runStart)

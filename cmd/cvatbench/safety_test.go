@@ -99,6 +99,86 @@ func TestInterruptCleansUpAndLeavesValidResults(t *testing.T) {
 	}
 }
 
+// stderrWatch closes seen once the stream has contained want.
+type stderrWatch struct {
+	want string
+	mu   sync.Mutex
+	buf  strings.Builder
+	seen chan struct{}
+	done bool
+}
+
+func (w *stderrWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if !w.done && strings.Contains(w.buf.String(), w.want) {
+		w.done = true
+		close(w.seen)
+	}
+	return len(p), nil
+}
+
+// TestSecondInterruptExitsAt130: a second SIGINT, sent while the first lets trials in flight end, exits at
+// once with 130 instead of waiting for them and the cleanup. What the run has is written: every finished
+// trial, and a meta.json whose count matches them and that says interrupted and abandoned, so report reads
+// it; the objects left behind are the run's own, and the cleanup command the message names removes them.
+func TestSecondInterruptExitsAt130(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the cvatbench binary for a few seconds")
+	}
+	base := safetyStartSim(t, "--profile", "cvat-default", "--password", safetyPassword)
+	api := newSafetyAPI(t, base, "admin", safetyPassword)
+	out := t.TempDir()
+	env := safetyEnv("CVAT_PASSWORD=" + safetyPassword)
+	heard := &stderrWatch{want: "to exit at once", seen: make(chan struct{})}
+	p := safetyStart(t, env, heard, "run", "--url", base, "--user", "admin", "--tasks", "20", "--strategies", "sdk", "--out", out)
+	safetyWaitLines(t, filepath.Join(out, "*", bench.TrialsFile), 1, p)
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select { // a second SIGINT sent before the first was handled would merge with it (signals do not queue)
+	case <-heard.seen:
+	case <-p.done:
+		t.Fatalf("exited after one interrupt (%d); stderr:\n%s", p.code, p.stderr.String())
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil { // sdk trials poll once a second: still waiting
+		t.Fatal(err)
+	}
+	code := p.wait(t, safetyExitDeadline)
+	stderr := p.stderr.String()
+	if code != exitHardInterrupt || !strings.Contains(stderr, "second interrupt") {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitHardInterrupt, stderr)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(out, "*"))
+	if len(dirs) != 1 {
+		t.Fatalf("results dirs %v", dirs)
+	}
+	run, err := report.Load(dirs[0])
+	if err != nil {
+		t.Fatalf("report.Load: %v", err)
+	}
+	if m := run.Meta; !m.Interrupted || !m.Abandoned || m.FinishedAt == nil || m.TrialsRecorded != len(run.Trials) || len(m.CleanupErrors) != 1 {
+		t.Errorf("meta: interrupted %v abandoned %v finished %v recorded %d of %d lines, cleanup errors %q",
+			m.Interrupted, m.Abandoned, m.FinishedAt, m.TrialsRecorded, len(run.Trials), m.CleanupErrors)
+	}
+	code, rout, rerr := cvatbench("report", dirs[0])
+	if code != 0 || !strings.Contains(rout, "run abandoned by a second interrupt") {
+		t.Errorf("report exit %d, stdout:\n%s\nstderr: %s", code, rout, rerr)
+	}
+	left := api.leftovers(t)
+	if len(left) == 0 {
+		t.Log("nothing left behind: every created object was gone before the second interrupt")
+	}
+	c := safetyStart(t, env, nil, "cleanup", "--url", base, "--user", "admin", "--older-than", "0s", "--yes")
+	if code := c.wait(t, safetyExitDeadline); code != 0 {
+		t.Fatalf("cleanup exit %d: %s", code, c.stderr.String())
+	}
+	if left := api.leftovers(t); len(left) != 0 {
+		t.Errorf("after cleanup, left on the server: %v", left)
+	}
+}
+
 // safetyCheckInterruptedResults checks that the one results directory under out is complete and says it was
 // interrupted: Load works, meta.json is final, and every trial line is a whole, consistent record.
 func safetyCheckInterruptedResults(t *testing.T, out string) {
