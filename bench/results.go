@@ -54,10 +54,13 @@ type Meta struct {
 	ClockOffset    OffsetStats     `json:"clock_offset"`
 	Interrupted    bool            `json:"interrupted,omitempty"`
 	// Abandoned: a second interrupt ended the process before cleanup; what the run created may remain.
-	Abandoned      bool     `json:"abandoned,omitempty"`
-	DurationUp     bool     `json:"duration_up,omitempty"` // Config.Duration ended the run before its planned trials
-	CleanupErrors  []string `json:"cleanup_errors,omitempty"`
-	HistogramFiles []string `json:"histogram_files,omitempty"`
+	Abandoned     bool     `json:"abandoned,omitempty"`
+	DurationUp    bool     `json:"duration_up,omitempty"` // Config.Duration ended the run before its planned trials
+	CleanupErrors []string `json:"cleanup_errors,omitempty"`
+	// FaultsInjected counts the embedded emulator's injected faults by key (--sim-faults) over the run, the
+	// run's own login excluded.
+	FaultsInjected map[string]int `json:"faults_injected,omitempty"`
+	HistogramFiles []string       `json:"histogram_files,omitempty"`
 }
 
 // OffsetStats summarises the clock-offset estimates of a run.

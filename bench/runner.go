@@ -165,6 +165,14 @@ func WithEmulatorTerms(profileFile json.RawMessage) Option {
 	}
 }
 
+// WithFaultCounts records in meta.json how many faults the embedded emulator injected (its FaultCounts).
+func WithFaultCounts(counts func() map[string]int) Option {
+	return func(r *Runner) error {
+		r.faultCounts = counts
+		return nil
+	}
+}
+
 // WithPingClock makes the run estimate the clock offset once, before the first trial, from webhook pings
 // received on listen (PingOffset), instead of per trial from the upload call. publicURL, if set, is where the
 // server posts. If the pings fail the run falls back on the per-trial estimate and says so in meta.json.
@@ -210,6 +218,7 @@ type Runner struct {
 	clockErr      string // why the ping exchange did not work
 	strats        map[string]strategies.Strategy
 	originals     *originalLumas // the workload's luma planes, for the chunk probe
+	faultCounts   func() map[string]int
 
 	// live is the run being measured, for Abandon.
 	liveMu sync.Mutex
@@ -399,6 +408,9 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 			return // the directory goes away: nothing to update
 		}
 		meta.CleanupErrors = res.CleanupErrors
+		if r.faultCounts != nil {
+			meta.FaultsInjected = r.faultCounts()
+		}
 		end := r.clock.Now().UTC()
 		meta.FinishedAt = &end
 		if merr := w.WriteMeta(meta); err == nil && merr != nil {

@@ -116,6 +116,12 @@ func Merge(runs []*Run) (*Merged, error) {
 		meta.TrialsRecorded += len(r.Trials)
 		meta.Interrupted = meta.Interrupted || rm.Interrupted
 		meta.Abandoned = meta.Abandoned || rm.Abandoned
+		for k, v := range rm.FaultsInjected {
+			if meta.FaultsInjected == nil {
+				meta.FaultsInjected = map[string]int{}
+			}
+			meta.FaultsInjected[k] += v
+		}
 		meta.CleanupErrors = append(meta.CleanupErrors, rm.CleanupErrors...)
 		meta.ClockOffset.GroundTruth = meta.ClockOffset.GroundTruth && rm.ClockOffset.GroundTruth
 		meta.ClockOffset.Estimates += rm.ClockOffset.Estimates

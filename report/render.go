@@ -215,6 +215,7 @@ func JSON(s *Summary) Reporter {
 			put(false, "interrupted", s.Interrupted),
 			put(false, "canceled", s.Canceled),
 			put(false, "abandoned", s.Abandoned),
+			put(false, "faults_injected", s.FaultsInjected),
 			put(false, "dropped", s.Dropped),
 		); err != nil {
 			return err

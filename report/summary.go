@@ -40,6 +40,8 @@ type Summary struct {
 	Interrupted bool `json:"interrupted,omitempty"`
 	Canceled    int  `json:"canceled,omitempty"`
 	Abandoned   bool `json:"abandoned,omitempty"` // a second interrupt ended it before cleanup
+	// FaultsInjected counts the emulator's injected faults by key (run --sim-faults).
+	FaultsInjected map[string]int `json:"faults_injected,omitempty"`
 	// Dropped open-loop trials were due while --max-in-flight trials were in flight and never started: the
 	// server did not keep up with the rate. They are in no row's n.
 	Dropped     int `json:"dropped,omitempty"`
@@ -152,6 +154,7 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 		single = q
 	}
 	s.Interrupted, s.Abandoned = run.Meta.Interrupted, run.Meta.Abandoned
+	s.FaultsInjected = run.Meta.FaultsInjected
 	groups := map[key][]bench.TrialRecord{}
 	for _, t := range run.Trials {
 		if canceledByInterrupt(t) {

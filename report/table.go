@@ -204,6 +204,13 @@ func footer(w io.Writer, s *Summary, markdown bool) error {
 	if s.Server != "" {
 		fmt.Fprintf(&b, "measured on: %s\n", s.Server)
 	}
+	if len(s.FaultsInjected) > 0 {
+		parts := make([]string, 0, len(s.FaultsInjected))
+		for _, k := range slices.Sorted(maps.Keys(s.FaultsInjected)) {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, s.FaultsInjected[k]))
+		}
+		fmt.Fprintf(&b, "faults injected by the emulator: %s\n", strings.Join(parts, " "))
+	}
 	notes := b.String()
 	if markdown && notes != "" {
 		notes = "\n- " + strings.ReplaceAll(strings.TrimSuffix(notes, "\n"), "\n", "\n- ") + "\n"

@@ -235,6 +235,9 @@ func runAction(c *cli.Context) error {
 		if err := srv.SetFaults(faults); err != nil { // after the login: the run's own calls are faulted
 			return usageError("run: --sim-faults: %v", err)
 		}
+		if !faults.IsZero() {
+			opts = append(opts, bench.WithFaultCounts(srv.FaultCounts))
+		}
 		opts = append(opts, bench.WithGroundTruth(func(_ context.Context, taskID int) (time.Time, bool, error) {
 			tl, ok := srv.Timeline(taskID)
 			if !ok || tl.JobsVisibleAt.IsZero() {
