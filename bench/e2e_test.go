@@ -3,6 +3,7 @@ package bench_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -277,5 +278,111 @@ func writeCountingClient(t *testing.T, base string, auth cvat.Auth) (*cvat.Clien
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]string(nil), list...)
+	}
+}
+
+// orgRecorder notes, for every creation the emulator answered, the organization of the created object.
+type orgRecorder struct {
+	next    http.Handler
+	mu      sync.Mutex
+	created map[string][]any // path -> organization of each object created there
+}
+
+func (o *orgRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := httptest.NewRecorder()
+	o.next.ServeHTTP(rec, r)
+	if r.Method == http.MethodPost && rec.Code == http.StatusCreated {
+		var v struct {
+			Organization any `json:"organization"`
+		}
+		if json.Unmarshal(rec.Body.Bytes(), &v) == nil {
+			o.mu.Lock()
+			o.created[r.URL.Path] = append(o.created[r.URL.Path], v.Organization)
+			o.mu.Unlock()
+		}
+	}
+	maps.Copy(w.Header(), rec.Header())
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// TestRunInOrganization runs the strategies inside an organization (cvat.Config.Org, what run --org sets):
+// every project, task and webhook of the run is created in it, every trial succeeds, and the cleanup leaves
+// the organization empty and the personal sandbox's foreign task alone.
+func TestRunInOrganization(t *testing.T) {
+	prof, err := cvatsim.LookupProfile("instant")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := cvatsim.New(cvatsim.Options{Profile: prof})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orgs := &orgRecorder{next: schemacheck.Load(t).Middleware(t, srv.Handler()), created: map[string][]any{}}
+	hs := httptest.NewServer(orgs)
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	ctx := context.Background()
+	key, err := cvat.Login(ctx, hs.URL, "admin", "admin", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sandbox, err := cvat.New(cvat.Config{BaseURL: hs.URL, Auth: cvat.Token(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	org, err := sandbox.CreateOrganization(ctx, "lab", "the lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sandbox.CreateTask(ctx, cvat.TaskSpec{Name: "cvatbench-not-ours", Labels: []cvat.Label{{Name: "car"}}}); err != nil {
+		t.Fatal(err)
+	}
+	inOrg, err := cvat.New(cvat.Config{BaseURL: hs.URL, Auth: cvat.Token(key), Org: "lab"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := bench.DefaultConfig()
+	cfg.Strategies = []string{"poll", "sdk", "backoff", "webhook"}
+	cfg.TasksPerStrategy, cfg.Concurrency, cfg.Images, cfg.ImageSize = 2, 2, 2, "16x12"
+	cfg.Timeout = 30 * time.Second
+	cfg.PollInterval, cfg.SDKPeriod = time.Millisecond, time.Millisecond
+	cfg.BackoffInitial, cfg.BackoffMax, cfg.SafetyPoll = time.Millisecond, 2*time.Millisecond, 50*time.Millisecond
+	cfg.WebhookListen = "127.0.0.1:0"
+	cfg.Target, cfg.Org, cfg.OutDir = hs.URL, "lab", t.TempDir()
+	r, err := bench.New(cfg, bench.WithClient(inOrg), bench.WithClock(fastClock{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Run(ctx)
+	if err != nil || res.Errors != 0 || res.Recorded != cfg.Trials() || len(res.CleanupErrors) != 0 {
+		t.Fatalf("run: %v, result %+v", err, res)
+	}
+	orgs.mu.Lock()
+	defer orgs.mu.Unlock()
+	for _, path := range []string{"/api/projects", "/api/tasks", "/api/webhooks"} {
+		got := orgs.created[path]
+		if path == "/api/tasks" {
+			got = got[1:] // the foreign sandbox task came first
+		}
+		if len(got) == 0 {
+			t.Errorf("nothing created at %s", path)
+		}
+		for _, o := range got {
+			if o != float64(org.ID) {
+				t.Errorf("%s created in organization %v, want %d", path, o, org.ID)
+			}
+		}
+	}
+	for _, list := range []func() (int, error){
+		func() (int, error) { ts, err := inOrg.ListTasks(ctx, ""); return len(ts), err },
+		func() (int, error) { ps, err := inOrg.ListProjects(ctx, ""); return len(ps), err },
+	} {
+		if n, err := list(); err != nil || n != 0 {
+			t.Errorf("left in the organization: %d (%v)", n, err)
+		}
+	}
+	if ts, err := sandbox.ListTasks(ctx, ""); err != nil || len(ts) != 1 || ts[0].Name != "cvatbench-not-ours" {
+		t.Errorf("sandbox after the run: %v (%v), want only the foreign task", ts, err)
 	}
 }

@@ -228,3 +228,53 @@ def test_frame_download(client, name, images):
     # Job.get_frame (cvat_sdk/core/proxies/jobs.py): GET /api/jobs/{id}/data?type=frame&number=N
     im = open_image(job.get_frame(1, quality="compressed").read())
     assert im.size == (20, 10)
+
+
+# --- organizations (cvat_sdk/core/client.py: organization_slug, organization_context) -----------------
+
+
+def test_organization_task(sim, client, name, images):
+    """An organization as CVAT 2.73.0 answered it (measured): its owner's membership, a task created under
+    X-Organization, get_jobs() with org_id and without the header (cvat_sdk/core/helpers.py), lists scoped
+    by the context, an unknown slug refused, and a PAT working inside the organization."""
+    from cvat_sdk import make_client, models
+    from cvat_sdk.api_client import ApiClient, Configuration, exceptions
+
+    slug = "conf" + str(int(time.time() * 1000) % 10**9)
+    org = client.organizations.create(models.OrganizationWriteRequest(slug=slug, name="conformance org"))
+    assert org.slug == slug and org.owner.username == USER
+    members, _ = client.api_client.memberships_api.list(org=slug)
+    assert [(m.user.username, m.role) for m in members.results] == [(USER, "owner")]
+
+    with client.organization_context(slug):
+        task = create_task(client, name, images(3), segment_size=2)
+        assert task.organization == org.id
+        jobs = task.get_jobs()
+        assert len(jobs) == 2 and all(j.organization == org.id for j in jobs)
+        found, _ = client.api_client.requests_api.list(action="create", target="task", task_id=task.id)
+        assert found.count == 1 and found.results[0].operation.org_id == org.id
+        assert [t.id for t in client.tasks.list()] == [task.id]
+
+    client.organization_slug = ""  # the personal sandbox
+    assert task.id not in [t.id for t in client.tasks.list()]
+    client.organization_slug = "nosuch" + slug
+    with pytest.raises(exceptions.NotFoundException):
+        client.tasks.list()
+    client.organization_slug = None
+
+    basic = Configuration(host=sim.url, username=USER, password=PASSWORD)
+    with ApiClient(basic) as api:
+        token, _ = api.auth_api.create_access_tokens(
+            models.AccessTokenWriteRequest(name="conformance-org", read_only=False, expiry_date=None)
+        )
+    with make_client(sim.url, access_token=token.value) as c:
+        c.organization_slug = slug
+        other = create_task(c, name + "-pat", images(1))
+        assert other.organization == org.id
+        assert sorted(t.id for t in c.tasks.list()) == sorted([task.id, other.id])
+        other.remove()
+
+    task.remove()
+    client.organizations.retrieve(org.id).remove()
+    with pytest.raises(exceptions.NotFoundException):
+        client.organizations.retrieve(org.id)

@@ -81,7 +81,7 @@ func (s *Server) handleData(c *call) {
 // process. Callers hold s.mu.
 func (s *Server) taskUpdatedLocked(t *task, c *call, before, changes obj) {
 	t.updated = s.now()
-	s.emitUpdateLocked("update:task", t.project, "task", s.renderTask(t, renderCtx{base: c.base()}), before, changes, apiSender(c))
+	s.emitUpdateLocked("update:task", t.project, t.org, "task", s.renderTask(t, renderCtx{base: c.base()}), before, changes, apiSender(c))
 }
 
 // addFilesLocked records uploaded files. A name the task already has, or one repeated in files, stores

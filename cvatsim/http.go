@@ -28,6 +28,7 @@ type call struct {
 	auth    string // "token", "bearer", "session", "basic" or ""
 	pat     *pat
 	html    bool          // the browsable-API renderer was negotiated
+	scope   orgScope      // the organization context (API.md §2.3)
 	post    time.Duration // latency added after the handler ran
 	ctx     context.Context
 	reqSeen time.Time
@@ -205,11 +206,8 @@ func (s *Server) serveAPI(c *call, rt *route) {
 		c.json(http.StatusMethodNotAllowed, obj{{"detail", fmt.Sprintf("Method %q not allowed.", c.r.Method)}})
 		return
 	}
-	if !rt.anon {
-		if st, msg := orgContext(c.r); st != 0 {
-			c.json(st, obj{{"detail", msg}})
-			return
-		}
+	if !rt.anon && !s.resolveOrg(c) {
+		return
 	}
 	h(c)
 }
@@ -305,6 +303,17 @@ func (s *Server) match(segs []string, trailing bool) (*route, []string) {
 				return &route{name: "access_token self", methods: map[string]handlerFunc{"GET": s.handlePATSelf}}, nil
 			}
 			return &route{name: "access_token", methods: map[string]handlerFunc{"GET": s.handleGetPAT, "DELETE": s.handleDeletePAT}}, rest[2:]
+		}
+	case "organizations":
+		switch n {
+		case 1:
+			return &route{name: "organizations", methods: map[string]handlerFunc{"GET": s.handleListOrgs, "POST": s.handleCreateOrg}}, nil
+		case 2:
+			return &route{name: "organization", methods: map[string]handlerFunc{"GET": s.handleGetOrg, "DELETE": s.handleDeleteOrg}}, rest[1:]
+		}
+	case "memberships":
+		if n == 1 {
+			return &route{name: "memberships", methods: map[string]handlerFunc{"GET": s.handleListMemberships}}, nil
 		}
 	case "users":
 		if n == 2 && rest[1] == "self" {
@@ -437,29 +446,6 @@ func negotiate(accept []string) (html bool, err error) {
 		}
 	}
 	return false, errors.New("Could not satisfy the request Accept header.")
-}
-
-// orgContext validates the organization context (API.md §2.3). Only the
-// personal sandbox exists in the emulator, so any named organization is
-// unknown.
-func orgContext(r *http.Request) (int, string) {
-	q := r.URL.Query()
-	org, hasOrg := q["org"]
-	orgID, hasOrgID := q["org_id"]
-	hdr, hasHdr := r.Header["X-Organization"]
-	if hasOrgID && (hasOrg || hasHdr) {
-		return http.StatusBadRequest, "You cannot specify both organization and organization id"
-	}
-	if hasOrg && hasHdr && org[0] != hdr[0] {
-		return http.StatusBadRequest, "You cannot specify different organizations in the header and the query"
-	}
-	if hasOrgID && orgID[0] != "" {
-		return http.StatusNotFound, "No Organization matches the given query."
-	}
-	if (hasOrg && org[0] != "") || (hasHdr && hdr[0] != "") {
-		return http.StatusNotFound, "No Organization matches the given query."
-	}
-	return 0, ""
 }
 
 // json writes v with the negotiated renderer.

@@ -13,7 +13,7 @@ func (s *Server) handleListJobs(c *call) {
 	s.mu.Lock()
 	var js []*job
 	for _, j := range s.jobs {
-		if !canSee(c.user, j.task.owner) || !jobMatches(j, q) {
+		if !canSee(c.user, j.task.owner) || !c.scope.includes(j.task.org) || !jobMatches(j, q) {
 			continue
 		}
 		js = append(js, j)

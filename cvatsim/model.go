@@ -36,6 +36,7 @@ type session struct {
 // project is a CVAT project; tasks in it inherit its labels and its webhooks.
 type project struct {
 	id      int
+	org     *org // nil: the personal sandbox
 	name    string
 	owner   *user
 	labels  []string
@@ -94,6 +95,7 @@ type frame struct {
 // task is a CVAT task with its data.
 type task struct {
 	id       int
+	org      *org // nil: the personal sandbox; always its project's
 	name     string
 	project  *project
 	owner    *user

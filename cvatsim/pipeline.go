@@ -237,7 +237,7 @@ func (s *Server) process(rq *request) {
 		s.jobs[j.id] = j
 		jobIDs = append(jobIDs, j.id)
 		t.jobIDs = jobIDs
-		s.emitResourceLocked("create:job", t.project, "job", s.renderJob(j, wrc), sender)
+		s.emitResourceLocked("create:job", t.project, t.org, "job", s.renderJob(j, wrc), sender)
 		return j
 	}
 	beforeOverlap := intOrNil(t.overlap)
@@ -285,7 +285,7 @@ func (s *Server) process(rq *request) {
 		changes = append(changes, kv{"segment_size", obj{{"from", beforeSeg}, {"to", seg}}})
 		before = append(before, kv{"segment_size", beforeSeg})
 	}
-	s.emitUpdateLocked("update:task", t.project, "task", s.renderTask(t, wrc), before, changes, sender)
+	s.emitUpdateLocked("update:task", t.project, t.org, "task", s.renderTask(t, wrc), before, changes, sender)
 	tl.visible = now
 	tl.jobIDs = append([]int(nil), jobIDs...)
 	tl.closed = true

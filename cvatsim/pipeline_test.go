@@ -21,6 +21,9 @@ type requestJSON struct {
 	StartedDate  *time.Time `json:"started_date"`
 	FinishedDate *time.Time `json:"finished_date"`
 	ExpiryDate   *time.Time `json:"expiry_date"`
+	Operation    struct {
+		OrgID *int `json:"org_id"`
+	}
 }
 
 func (e *env) request(rqID string) (requestJSON, int) {

@@ -86,7 +86,7 @@ func (s *Server) handleListRequests(c *call) {
 	var rqs []*request
 	for id := range s.requests {
 		rq := s.liveRequestLocked(id)
-		if rq == nil || rq.owner != c.user || !requestMatches(rq, q) {
+		if rq == nil || rq.owner != c.user || !c.scope.includes(rq.task.org) || !requestMatches(rq, q) {
 			continue
 		}
 		rqs = append(rqs, rq)

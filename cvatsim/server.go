@@ -108,6 +108,8 @@ type Server struct {
 	jobs       map[int]*job
 	requests   map[string]*request
 	webhooks   map[int]*webhook
+	orgs       map[int]*org
+	members    []*membership
 	delivs     []*delivery
 	queue      []*request
 	running    map[int]int // user id -> running creations (one-job-per-user)
@@ -205,6 +207,7 @@ func New(opts Options) (*Server, error) {
 		jobs:        map[int]*job{},
 		requests:    map[string]*request{},
 		webhooks:    map[int]*webhook{},
+		orgs:        map[int]*org{},
 		running:     map[int]int{},
 		chunks:      map[chunkKey]*chunkEntry{},
 		tls:         map[int]*timeline{},

@@ -36,11 +36,11 @@ func (s *Server) handleCreateProject(c *call) {
 	}
 	now := s.now()
 	s.mu.Lock()
-	p := &project{id: s.nextID("project"), name: *in.Name, owner: c.user, labels: labels, created: now, updated: now}
+	p := &project{id: s.nextID("project"), org: c.scope.org, name: *in.Name, owner: c.user, labels: labels, created: now, updated: now}
 	p.labelID = s.labelIDsLocked(len(labels))
 	s.projects[p.id] = p
 	out := s.renderProject(p, c.base())
-	s.emitResourceLocked("create:project", p, "project", out, apiSender(c))
+	s.emitResourceLocked("create:project", p, p.org, "project", out, apiSender(c))
 	s.mu.Unlock()
 	c.json(http.StatusCreated, out)
 }
@@ -101,7 +101,7 @@ func (s *Server) handleListProjects(c *call) {
 	s.mu.Lock()
 	var ps []*project
 	for _, p := range s.projects {
-		if !canSee(c.user, p.owner) {
+		if !canSee(c.user, p.owner) || !c.scope.includes(p.org) {
 			continue
 		}
 		if search != "" && !strings.Contains(strings.ToLower(p.name), search) &&
@@ -213,8 +213,13 @@ func (s *Server) handleCreateTask(c *call) {
 			c.badRequest(fieldError("project_id", "Invalid pk \""+itoa(*in.ProjectID)+"\" - object does not exist."))
 			return
 		}
+		if p.org != c.scope.org {
+			s.mu.Unlock()
+			c.badRequest([]string{"The task and its project should be in the same organization."})
+			return
+		}
 	}
-	t := &task{id: s.nextID("task"), name: *in.Name, project: p, owner: c.user, created: now, updated: now,
+	t := &task{id: s.nextID("task"), org: c.scope.org, name: *in.Name, project: p, owner: c.user, created: now, updated: now,
 		overlap: in.Overlap, replicas: replicas, labels: labels, tus: map[string]*tusUpload{}}
 	t.labelID = s.labelIDsLocked(len(labels))
 	if in.SegmentSize != nil {
@@ -223,11 +228,11 @@ func (s *Server) handleCreateTask(c *call) {
 	s.tls[t.id] = &timeline{done: make(chan struct{})}
 	s.tasks[t.id] = t
 	out := s.renderTask(t, renderCtx{base: c.base()})
-	s.emitResourceLocked("create:task", p, "task", out, apiSender(c))
+	s.emitResourceLocked("create:task", p, t.org, "task", out, apiSender(c))
 	if p != nil {
 		before := p.updated
 		p.updated = now
-		s.emitUpdateLocked("update:project", p, "project", s.renderProject(p, c.base()),
+		s.emitUpdateLocked("update:project", p, p.org, "project", s.renderProject(p, c.base()),
 			obj{{"updated_date", fmtTime(before)}}, obj{{"updated_date", obj{{"from", fmtTime(before)}, {"to", fmtTime(now)}}}}, apiSender(c))
 	}
 	s.mu.Unlock()
@@ -281,7 +286,7 @@ func (s *Server) handleListTasks(c *call) {
 	s.mu.Lock()
 	var ts []*task
 	for _, t := range s.tasks {
-		if !canSee(c.user, t.owner) {
+		if !canSee(c.user, t.owner) || !c.scope.includes(t.org) {
 			continue
 		}
 		if search != "" && !taskMatches(t, search) {
@@ -361,10 +366,10 @@ func (s *Server) deleteTaskLocked(t *task, c *call, events bool) {
 		taskRepr := s.renderTask(t, rc)
 		for _, id := range t.jobIDs {
 			if j := s.jobs[id]; j != nil {
-				s.emitResourceLocked("delete:job", t.project, "job", s.renderJob(j, rc), apiSender(c))
+				s.emitResourceLocked("delete:job", t.project, t.org, "job", s.renderJob(j, rc), apiSender(c))
 			}
 		}
-		s.emitResourceLocked("delete:task", t.project, "task", taskRepr, apiSender(c))
+		s.emitResourceLocked("delete:task", t.project, t.org, "task", taskRepr, apiSender(c))
 	}
 	for _, id := range t.jobIDs {
 		delete(s.jobs, id)

@@ -367,9 +367,16 @@ func TestRunAndCleanupLeaveForeignObjects(t *testing.T) {
 // safetyRecorder wraps the emulator's handler and remembers every credential that reached it: the values of
 // Authorization headers (password, login key, access token) and webhook secrets from POST /api/webhooks.
 type safetyRecorder struct {
-	next http.Handler
-	mu   sync.Mutex
-	seen map[string]string // secret -> where it was seen
+	next      http.Handler
+	mu        sync.Mutex
+	seen      map[string]string // secret -> where it was seen
+	taskPosts map[string]int    // POST /api/tasks by X-Organization ("" for none)
+}
+
+func (r *safetyRecorder) tasksCreatedIn(org string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.taskPosts[org]
 }
 
 func (r *safetyRecorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -389,6 +396,11 @@ func (r *safetyRecorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 				add(pw, "basic password")
 			}
 		}
+	}
+	if req.Method == http.MethodPost && req.URL.Path == "/api/tasks" {
+		r.mu.Lock()
+		r.taskPosts[req.Header.Get("X-Organization")]++
+		r.mu.Unlock()
 	}
 	if req.Method == http.MethodPost && strings.TrimSuffix(req.URL.Path, "/") == "/api/webhooks" && req.Body != nil {
 		body, _ := io.ReadAll(req.Body)
@@ -428,7 +440,7 @@ func TestSecretsNeverInOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &safetyRecorder{next: sim.Handler(), seen: map[string]string{}}
+	rec := &safetyRecorder{next: sim.Handler(), seen: map[string]string{}, taskPosts: map[string]int{}}
 	srv := httptest.NewServer(rec)
 	t.Cleanup(func() { srv.Close(); sim.Close() })
 
@@ -438,6 +450,9 @@ func TestSecretsNeverInOutput(t *testing.T) {
 	}
 	pat, err := basic.CreateAccessToken(context.Background(), "safety-test")
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := basic.CreateOrganization(context.Background(), "lab", "safety lab"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -458,6 +473,7 @@ func TestSecretsNeverInOutput(t *testing.T) {
 			"--strategies", "sdk"}, exitOK, false},
 		{"token flag with webhook", nil, []string{"--url", srv.URL, "--token", pat, "--strategies", "webhook"}, exitOK, true},
 		{"token env", []string{"CVAT_ACCESS_TOKEN=" + pat}, []string{"--url", srv.URL, "--strategies", "poll"}, exitOK, false},
+		{"token in an organization", nil, []string{"--url", srv.URL, "--token", pat, "--org", "lab", "--strategies", "poll,sdk,webhook"}, exitOK, true},
 		{"wrong password", nil, []string{"--url", srv.URL, "--user", "admin", "--password", wrongPassword,
 			"--strategies", "poll"}, exitRuntime, false},
 		{"credentials in url", nil, []string{"--url", strings.Replace(srv.URL, "http://", "http://admin:"+urlPassword+"@", 1),
@@ -466,8 +482,12 @@ func TestSecretsNeverInOutput(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			out := t.TempDir()
+			inLab := rec.tasksCreatedIn("lab")
 			p := safetyStart(t, safetyEnv(tc.env...), nil, append(append([]string{"run", "--out", out}, tc.args...), fast...)...)
 			code := p.wait(t, safetyDeadline)
+			if slices.Contains(tc.args, "--org") && rec.tasksCreatedIn("lab")-inLab != 6 {
+				t.Errorf("%d tasks created under X-Organization: lab, want 6 (2 per strategy)", rec.tasksCreatedIn("lab")-inLab)
+			}
 			stdout, stderr := p.stdout.String(), p.stderr.String()
 			switch {
 			case tc.code >= 0 && code != tc.code:
