@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cvatbench/cvatbench/bench/fidelity"
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 )
 
@@ -24,50 +25,6 @@ type ChunkAPI interface {
 }
 
 var _ ChunkAPI = (*cvat.Client)(nil)
-
-// ChunkProbe is what the runner read of a trial's compressed chunks after the strategy had returned the job
-// IDs (TrialRecord.Chunks). Its requests are not the strategy's: they are not in TrialRecord.Requests, and
-// they happen after jobs_obtained_at, so no latency of the trial includes them.
-//
-// Cold is the first read of chunk 0 of the probed job: on a default server (on-the-fly cache, API.md §7.2)
-// that read builds the chunk. The probed job is the second one when the task has several, because CVAT builds
-// the first job's chunk 0 during creation for the task preview (cvat/apps/engine/cache.py
-// _prepare_segment_preview reads frame 0 of it), so its first read is already warm: measured on CVAT 2.73.0,
-// 48 ms against 46 ms for the read after it. With one job the probe reads that chunk and says so
-// (PreviewBuilt). Warm is the read that follows at once, from the cache. Both run from sending the first GET
-// to reading the last byte of the 200 answer, on the runner's clock, retries and waits included; Attempts
-// counts every HTTP attempt of the probe (a jobs listing of its own included, when the trial made none).
-//
-// Fidelity is scored per frame, in the order read (job, chunk, member): MSE, PSNR and SSIM of the frame's
-// luma against the uploaded original's (bench/fidelity). PSNR is null where the frame is identical to its
-// original (infinite). A probe that fails says why in Error and keeps what it measured before; the trial's
-// result does not change.
-type ChunkProbe struct {
-	Mode         string     `json:"mode"`                         // ChunksFirst or ChunksAll
-	JobID        int        `json:"job_id,omitempty"`             // the probed job: the second by id, or the only one
-	PreviewBuilt bool       `json:"preview_built,omitempty"`      // the cold read was of the first job's chunk 0, which the task preview built
-	ChunkSize    int        `json:"chunk_size,omitempty"`         // the job's data_chunk_size
-	ChunksRead   int        `json:"chunks_read"`                  // chunks read cold
-	Frames       int        `json:"frames"`                       // frames the chunks held
-	Bytes        int64      `json:"bytes"`                        // bytes of the chunks read cold
-	FirstBytes   int        `json:"first_chunk_bytes,omitempty"`  // bytes of the chunk read cold and warm
-	FirstFrames  int        `json:"first_chunk_frames,omitempty"` // frames of that chunk
-	ColdMs       *float64   `json:"cold_ms,omitempty"`
-	WarmMs       *float64   `json:"warm_ms,omitempty"`
-	Attempts     int        `json:"attempts"`
-	MSE          []float64  `json:"mse,omitempty"`
-	PSNRdB       []*float64 `json:"psnr_db,omitempty"`
-	SSIM         []float64  `json:"ssim,omitempty"`
-	Error        string     `json:"error,omitempty"`
-}
-
-// BytesPerFrame is Bytes over Frames, 0 when no frame was read.
-func (p *ChunkProbe) BytesPerFrame() float64 {
-	if p == nil || p.Frames == 0 {
-		return 0
-	}
-	return float64(p.Bytes) / float64(p.Frames)
-}
 
 // Probe limits. CVAT builds a chunk for up to 50 s before it answers 429 with Retry-After: 10 (API.md §7.2),
 // so a probe may take two such rounds; the client honours Retry-After within each call, and the probe calls
@@ -85,13 +42,13 @@ const (
 
 // probeChunks fills rec.Chunks for a trial that obtained its jobs, when the run probes chunks. jobs is the
 // task's listing if the trial already made one after the wait, else nil.
-func (r *Runner) probeChunks(runCtx context.Context, rec *TrialRecord, originals *originalLumas, jobs []cvat.Job) {
+func (r *Runner) probeChunks(runCtx context.Context, rec *record.Trial, originals *originalLumas, jobs []cvat.Job) {
 	mode := r.cfg.ChunkMode()
 	chunks, ok := r.api.(ChunkAPI)
-	if mode == ChunksNone || !ok || rec.Result != ResultOK || runCtx.Err() != nil {
+	if mode == record.ChunksNone || !ok || rec.Result != record.ResultOK || runCtx.Err() != nil {
 		return
 	}
-	p := &ChunkProbe{Mode: mode}
+	p := &record.ChunkProbe{Mode: mode}
 	rec.Chunks = p
 	ctx, cancel := context.WithTimeout(runCtx, chunkProbeTimeout)
 	defer cancel()
@@ -111,7 +68,7 @@ type chunkRead struct {
 	index int
 }
 
-func (r *Runner) probe(ctx context.Context, chunks ChunkAPI, taskID int, p *ChunkProbe, originals *originalLumas, listed []cvat.Job) error {
+func (r *Runner) probe(ctx context.Context, chunks ChunkAPI, taskID int, p *record.ChunkProbe, originals *originalLumas, listed []cvat.Job) error {
 	if listed == nil {
 		page, err := r.api.ListJobs(ctx, cvat.JobsQuery{TaskID: taskID, PageSize: cvat.PageSizeAll, Sort: "id"})
 		if err != nil {
@@ -135,7 +92,7 @@ func (r *Runner) probe(ctx context.Context, chunks ChunkAPI, taskID int, p *Chun
 	size := *probed.DataChunkSize
 	p.JobID, p.ChunkSize = probed.ID, size
 	reads := []chunkRead{{probed, 0}}
-	if p.Mode == ChunksAll { // the probed chunk first, cold then warm, then every other one
+	if p.Mode == record.ChunksAll { // the probed chunk first, cold then warm, then every other one
 		for _, j := range jobs {
 			for i := range (j.StopFrame - j.StartFrame + size) / size {
 				if j.ID != probed.ID || i != 0 {
@@ -207,7 +164,7 @@ func retryableChunkError(err error) bool {
 // scoreChunk checks that a chunk holds want frames starting at task frame firstFrame, decodes each and scores
 // it against its original. It returns the frames the chunk held. A chunk that does not decode, or holds
 // another number of frames, is an error: the frames cannot be matched with their originals.
-func scoreChunk(data []byte, firstFrame, want int, originals *originalLumas, p *ChunkProbe) (int, error) {
+func scoreChunk(data []byte, firstFrame, want int, originals *originalLumas, p *record.ChunkProbe) (int, error) {
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return 0, fmt.Errorf("not a zip of frames: %w", err)

@@ -6,6 +6,8 @@ import (
 	"image"
 	"image/jpeg"
 	"testing"
+
+	"github.com/cvatbench/cvatbench/bench/record"
 )
 
 // BenchmarkScoreChunk scores one chunk of 5 frames of 640×480 (decode, luma, MSE, SSIM) against originals
@@ -35,7 +37,7 @@ func BenchmarkScoreChunk(b *testing.B) {
 	originals := newOriginalLumas(files)
 	b.ReportAllocs()
 	for b.Loop() {
-		p := &ChunkProbe{}
+		p := &record.ChunkProbe{}
 		if _, err := scoreChunk(chunk, 0, 5, originals, p); err != nil || len(p.SSIM) != 5 {
 			b.Fatalf("%v, %d frames", err, len(p.SSIM))
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/report"
 )
@@ -24,7 +25,7 @@ func probeConfig(t *testing.T) bench.Config {
 	return cfg
 }
 
-func runFake(t *testing.T, cfg bench.Config, api *fakeAPI, clk *fakeClock) []bench.TrialRecord {
+func runFake(t *testing.T, cfg bench.Config, api *fakeAPI, clk *fakeClock) []record.Trial {
 	t.Helper()
 	run := runFakeSaved(t, cfg, api, clk)
 	if len(run.Trials) != cfg.Trials() {
@@ -63,10 +64,10 @@ func TestChunkProbeFirstChunkOfASweep(t *testing.T) {
 	bytesAt := map[int]int64{}
 	for _, tr := range trials {
 		p := tr.Chunks
-		if tr.Result != bench.ResultOK || p == nil {
+		if tr.Result != record.ResultOK || p == nil {
 			t.Fatalf("trial %d: result %s, probe %+v", tr.Seq, tr.Result, p)
 		}
-		if p.Error != "" || p.Mode != bench.ChunksFirst || p.ChunksRead != 1 || p.Frames != 2 || p.FirstFrames != 2 ||
+		if p.Error != "" || p.Mode != record.ChunksFirst || p.ChunksRead != 1 || p.Frames != 2 || p.FirstFrames != 2 ||
 			p.ChunkSize != 2 || p.FirstBytes == 0 || int64(p.FirstBytes) != p.Bytes || p.ColdMs == nil || p.WarmMs == nil {
 			t.Errorf("trial %d probe %+v", tr.Seq, *p)
 		}
@@ -92,7 +93,7 @@ func TestChunkProbeFirstChunkOfASweep(t *testing.T) {
 func TestChunkProbeLeavesLatenciesUnchanged(t *testing.T) {
 	with := probeConfig(t)
 	without := with
-	without.Chunks = bench.ChunksNone
+	without.Chunks = record.ChunksNone
 	clk := newFakeClock()
 	a := runFake(t, with, newFakeAPI(clk), clk)
 	clk = newFakeClock()
@@ -113,7 +114,7 @@ func TestChunkProbeLeavesLatenciesUnchanged(t *testing.T) {
 
 func TestChunkProbeAllChunks(t *testing.T) {
 	cfg := probeConfig(t)
-	cfg.Chunks = bench.ChunksAll
+	cfg.Chunks = record.ChunksAll
 	cfg.ImageQualities = []int{70}
 	cfg.Images = 5 // 3 jobs: 2 + 2 + 1 frames
 	clk := newFakeClock()
@@ -154,7 +155,7 @@ func TestChunkProbeErrorsAreRecordedNotFatal(t *testing.T) {
 			api := newFakeAPI(clk)
 			api.chunkFault = tc.fault
 			for _, tr := range runFake(t, cfg, api, clk) {
-				if tr.Result != bench.ResultOK || tr.Chunks == nil || !strings.Contains(tr.Chunks.Error, tc.want) {
+				if tr.Result != record.ResultOK || tr.Chunks == nil || !strings.Contains(tr.Chunks.Error, tc.want) {
 					t.Errorf("trial %d: result %s, probe %+v, want an ok trial whose probe error says %q", tr.Seq, tr.Result, tr.Chunks, tc.want)
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 )
 
@@ -18,8 +19,8 @@ import (
 const (
 	// OffsetByPing: NTP-style exchange with CVAT's webhook ping (see PingOffset).
 	OffsetByPing = "webhook ping: offset in [created - request_duration - 1ms - received, created - responded], intersected over pings"
-	// OffsetByUpload: per trial, the request's created_date inside the upload call (EstimateOffset).
-	OffsetByUpload = OffsetMethod
+	// OffsetByUpload: per trial, the request's created_date inside the upload call (record.EstimateOffset).
+	OffsetByUpload = record.OffsetMethod
 )
 
 // ClockEstimate is one estimate of the server clock minus the local clock, valid within ±Bound.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -61,16 +62,16 @@ func TestConfigValidate(t *testing.T) {
 		{"backoff factor below 1", func(c *Config) { c.BackoffFactor = 0.5 }, []string{"backoff factor 0.5"}},
 		{"jitter above 1", func(c *Config) { c.BackoffJitter = 1.5 }, []string{"backoff jitter 1.5"}},
 		// Upper bounds: beyond them a run crashes (memory) instead of measuring.
-		{"tasks at the limit", func(c *Config) { c.TasksPerStrategy = MaxTasksPerStrategy }, nil},
-		{"tasks above the limit", func(c *Config) { c.TasksPerStrategy = MaxTasksPerStrategy + 1 }, []string{"tasks per strategy 100001 exceeds the limit of 100000"}},
+		{"tasks at the limit", func(c *Config) { c.TasksPerStrategy = record.MaxTasksPerStrategy }, nil},
+		{"tasks above the limit", func(c *Config) { c.TasksPerStrategy = record.MaxTasksPerStrategy + 1 }, []string{"tasks per strategy 100001 exceeds the limit of 100000"}},
 		{"a billion tasks", func(c *Config) { c.TasksPerStrategy = 1_000_000_000 }, []string{"tasks per strategy 1000000000 exceeds"}},
 		{"trials above the limit", func(c *Config) {
 			c.Strategies, c.ImageQualities, c.TasksPerStrategy = []string{"poll", "sdk", "cli", "backoff", "ui", "busyloop"}, []int{50, 70}, 100_000
 		}, []string{"1200000 trials (6 strategies × 2 image qualities × 1 segment sizes × 100000 tasks) exceed the limit of 1000000"}},
-		{"concurrency at the limit", func(c *Config) { c.Concurrency, c.TasksPerStrategy = MaxConcurrency, 500 }, nil},
-		{"concurrency above the limit", func(c *Config) { c.Concurrency, c.TasksPerStrategy = MaxConcurrency+1, 1000 }, []string{"concurrency 1001 exceeds the limit of 1000"}},
-		{"images at the limit", func(c *Config) { c.Images, c.ImageSize = MaxImages, "64x48" }, nil},
-		{"images above the limit", func(c *Config) { c.Images = MaxImages + 1 }, []string{"images 10001 exceeds the limit of 10000"}},
+		{"concurrency at the limit", func(c *Config) { c.Concurrency, c.TasksPerStrategy = record.MaxConcurrency, 500 }, nil},
+		{"concurrency above the limit", func(c *Config) { c.Concurrency, c.TasksPerStrategy = record.MaxConcurrency+1, 1000 }, []string{"concurrency 1001 exceeds the limit of 1000"}},
+		{"images at the limit", func(c *Config) { c.Images, c.ImageSize = record.MaxImages, "64x48" }, nil},
+		{"images above the limit", func(c *Config) { c.Images = record.MaxImages + 1 }, []string{"images 10001 exceeds the limit of 10000"}},
 		{"images above the limit with dir", func(c *Config) { c.ImagesDir, c.Images = "x", 100_000 }, []string{"images 100000 exceeds"}},
 		{"image side at the limit", func(c *Config) { c.Images, c.ImageSize = 1, "8192x8192" }, nil},
 		{"image side above the limit", func(c *Config) { c.Images, c.ImageSize = 1, "8193x1" }, []string{`image size "8193x1"`, "1..8192"}},
@@ -97,7 +98,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := validConfig()
 			tc.modify(&c)
-			err := c.Validate()
+			err := Validate(c)
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("Validate() = %v, want nil", err)

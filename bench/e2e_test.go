@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/cvatsim"
 	"github.com/cvatbench/cvatbench/internal/schemacheck"
@@ -77,7 +78,7 @@ func TestRunAgainstEmulator(t *testing.T) {
 	cfg.BackoffInitial, cfg.BackoffMax, cfg.SafetyPoll = time.Millisecond, 2*time.Millisecond, 50*time.Millisecond
 	cfg.WebhookListen = "127.0.0.1:0"
 	cfg.OutDir = t.TempDir()
-	cfg.Chunks = bench.ChunksFirst // the probe's calls, schema-checked, must stay out of every strategy's count
+	cfg.Chunks = record.ChunksFirst // the probe's calls, schema-checked, must stay out of every strategy's count
 	obs := &countingObserver{calls: map[string]int{}}
 	r, err := bench.New(cfg, bench.WithClient(admin), bench.WithClock(fastClock{}), bench.WithObserver(obs),
 		bench.WithGroundTruth(func(ctx context.Context, id int) (time.Time, bool, error) {
@@ -107,7 +108,7 @@ func TestRunAgainstEmulator(t *testing.T) {
 			if got := obs.calls[tr.Strategy]; got < tr.Requests+2 {
 				t.Errorf("observer saw %d calls, trial counted %d waiting", got, tr.Requests)
 			}
-			if tr.Result != bench.ResultOK || len(tr.JobIDs) != 2 {
+			if tr.Result != record.ResultOK || len(tr.JobIDs) != 2 {
 				t.Fatalf("result %s (%s), jobs %v", tr.Result, tr.Error, tr.JobIDs)
 			}
 			seq := []*time.Time{tr.CreateSentAt, tr.TaskCreatedAt, tr.UploadDoneAt, tr.JobsObtainedAt}
@@ -116,7 +117,7 @@ func TestRunAgainstEmulator(t *testing.T) {
 					t.Fatalf("timestamps out of order: %v", seq)
 				}
 			}
-			if tr.JobsVisibleSource != bench.VisibleFromEmulator || tr.JobsVisibleAt == nil || tr.JobsVisibleAt.After(*tr.JobsObtainedAt) {
+			if tr.JobsVisibleSource != record.VisibleFromEmulator || tr.JobsVisibleAt == nil || tr.JobsVisibleAt.After(*tr.JobsObtainedAt) {
 				t.Errorf("jobs visible %v (%s) after obtained %v", tr.JobsVisibleAt, tr.JobsVisibleSource, tr.JobsObtainedAt)
 			}
 			if tr.RequestCreatedAt == nil || tr.RequestFinishedAt == nil || tr.ServerProcessingMs == nil {
@@ -180,7 +181,7 @@ func (o *countingObserver) APICall(s string, _ cvat.Call) {
 	o.calls[s]++
 	o.mu.Unlock()
 }
-func (o *countingObserver) TrialFinished(bench.TrialRecord) { o.mu.Lock(); o.finished++; o.mu.Unlock() }
+func (o *countingObserver) TrialFinished(record.Trial) { o.mu.Lock(); o.finished++; o.mu.Unlock() }
 
 func abs(v float64) float64 { return max(v, -v) }
 

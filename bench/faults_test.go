@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/cvatsim"
 	"github.com/cvatbench/cvatbench/report"
@@ -96,7 +97,7 @@ func TestEveryStrategyUnderFaults(t *testing.T) {
 	ok := 0
 	for _, tr := range run.Trials {
 		switch tr.Result {
-		case bench.ResultOK:
+		case record.ResultOK:
 			ok++
 			tl, known := srv.Timeline(tr.TaskID)
 			if !known || !slices.Equal(tr.JobIDs, tl.JobIDs) || tl.Failed {
@@ -112,7 +113,7 @@ func TestEveryStrategyUnderFaults(t *testing.T) {
 			if want := float64(tr.JobsObtainedAt.Sub(*tr.CreateSentAt)) / float64(time.Millisecond); tr.EndToEndMs == nil || *tr.EndToEndMs != want {
 				t.Errorf("%s #%d: end to end %v ms, want %v from the create", tr.Strategy, tr.Seq, tr.EndToEndMs, want)
 			}
-		case bench.ResultTimeout, bench.ResultError:
+		case record.ResultTimeout, record.ResultError:
 			if tr.ErrorClass == "" || tr.Error == "" {
 				t.Errorf("%s #%d: %s without class or message: %+v", tr.Strategy, tr.Seq, tr.Result, tr)
 			}
@@ -131,7 +132,7 @@ func TestEveryStrategyUnderFaults(t *testing.T) {
 		t.Error("no processing or webhook fault injected")
 	}
 	for _, tr := range run.Trials {
-		if tr.Result != bench.ResultOK {
+		if tr.Result != record.ResultOK {
 			t.Logf("%-8s #%-2d %-7s %-15s %s", tr.Strategy, tr.Seq, tr.Result, tr.ErrorClass, tr.Error)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 )
 
@@ -103,7 +104,7 @@ func Workload(cfg Config) ([]cvat.File, error) {
 	if cfg.ImagesDir != "" {
 		return ReadImagesDir(cfg.ImagesDir, cfg.Images)
 	}
-	w, h, err := ParseImageSize(cfg.ImageSize)
+	w, h, err := record.ParseImageSize(cfg.ImageSize)
 	if err != nil {
 		return nil, err
 	}

@@ -6,10 +6,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 )
 
-func (r *Runner) closedLoop(ctx context.Context, runID string, files []cvat.File, slots []Slot, col *collector) []*Recorder {
+func (r *Runner) closedLoop(ctx context.Context, runID string, files []cvat.File, slots []Slot, col *collector) []*record.Recorder {
 	queue := make(chan Slot)
 	start := r.clock.Now()
 	go func() {
@@ -25,10 +26,10 @@ func (r *Runner) closedLoop(ctx context.Context, runID string, files []cvat.File
 			}
 		}
 	}()
-	recorders := make([]*Recorder, r.cfg.Concurrency)
+	recorders := make([]*record.Recorder, r.cfg.Concurrency)
 	var wg sync.WaitGroup
 	for i := range recorders {
-		rec := NewRecorder()
+		rec := record.NewRecorder()
 		recorders[i] = rec
 		wg.Go(func() {
 			for s := range queue {
@@ -53,10 +54,10 @@ func (r *Runner) timeUp(start time.Time) bool {
 }
 
 // openLoop starts trial seq at its intended time whatever is in flight, and one collector goroutine records
-// them all (it is the only user of its Recorder).
-func (r *Runner) openLoop(ctx context.Context, runID string, files []cvat.File, slots []Slot, col *collector) []*Recorder {
-	rec := NewRecorder()
-	records := make(chan TrialRecord)
+// them all (it is the only user of its record.Recorder).
+func (r *Runner) openLoop(ctx context.Context, runID string, files []cvat.File, slots []Slot, col *collector) []*record.Recorder {
+	rec := record.NewRecorder()
+	records := make(chan record.Trial)
 	collected := make(chan struct{})
 	go func() {
 		defer close(collected)
@@ -87,8 +88,8 @@ func (r *Runner) openLoop(ctx context.Context, runID string, files []cvat.File, 
 		select {
 		case slotsFree <- struct{}{}:
 		default:
-			records <- TrialRecord{RunID: runID, Seq: s.Seq, Strategy: s.Strategy, ImageQuality: s.ImageQuality,
-				SegmentSize: s.SegmentSize, Images: len(files), IntendedAt: timePtr(intended), Result: ResultDropped,
+			records <- record.Trial{RunID: runID, Seq: s.Seq, Strategy: s.Strategy, ImageQuality: s.ImageQuality,
+				SegmentSize: s.SegmentSize, Images: len(files), IntendedAt: record.Stamp(intended), Result: record.ResultDropped,
 				Error: fmt.Sprintf("dropped: due while %d trials were in flight (--max-in-flight)", r.cfg.InFlightLimit())}
 			continue
 		}
@@ -100,5 +101,5 @@ func (r *Runner) openLoop(ctx context.Context, runID string, files []cvat.File, 
 	wg.Wait()
 	close(records)
 	<-collected
-	return []*Recorder{rec}
+	return []*record.Recorder{rec}
 }

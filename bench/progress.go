@@ -5,20 +5,21 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 )
 
 type nopObserver struct{}
 
-func (nopObserver) TrialStarted(string)       {}
-func (nopObserver) APICall(string, cvat.Call) {}
-func (nopObserver) TrialFinished(TrialRecord) {}
+func (nopObserver) TrialStarted(string)        {}
+func (nopObserver) APICall(string, cvat.Call)  {}
+func (nopObserver) TrialFinished(record.Trial) {}
 
 // collector is where finished trials go: the observer, trials.jsonl, the worker's recorder and the progress
 // line. finish is safe for concurrent use; each recorder is used by one goroutine only.
 type collector struct {
 	r     *Runner
-	w     *resultsWriter
+	w     *record.Writer
 	total int
 	start time.Time
 
@@ -33,13 +34,13 @@ type collector struct {
 	writeErr     error
 }
 
-func newCollector(r *Runner, w *resultsWriter, total int, start time.Time) *collector {
+func newCollector(r *Runner, w *record.Writer, total int, start time.Time) *collector {
 	c := &collector{r: r, w: w, total: total, start: start}
 	c.draw()
 	return c
 }
 
-func (c *collector) finish(rec TrialRecord, into *Recorder) {
+func (c *collector) finish(rec record.Trial, into *record.Recorder) {
 	into.Record(rec)
 	c.r.observer.TrialFinished(rec)
 	err := c.w.Append(rec)
@@ -47,10 +48,10 @@ func (c *collector) finish(rec TrialRecord, into *Recorder) {
 	defer c.mu.Unlock()
 	c.recorded++
 	switch rec.Result {
-	case ResultOK:
-	case ResultCanceled:
+	case record.ResultOK:
+	case record.ResultCanceled:
 		c.canceled++
-	case ResultDropped:
+	case record.ResultDropped:
 		c.dropped++
 	default:
 		c.errors++

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/strategies"
 )
@@ -106,7 +107,7 @@ func New(cfg Config, opts ...Option) (*Runner, error) {
 		if _, overridden := r.strats[name]; overridden {
 			continue
 		}
-		s, err := strategies.New(name, cfg.Params())
+		s, err := strategies.New(name, strategyParams(cfg))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("strategy %s: %w", name, err))
 			continue
@@ -115,7 +116,7 @@ func New(cfg Config, opts ...Option) (*Runner, error) {
 	}
 	if r.api == nil {
 		errs = append(errs, errors.New("no cvat client given"))
-	} else if _, ok := r.api.(ChunkAPI); !ok && cfg.ChunkMode() != ChunksNone {
+	} else if _, ok := r.api.(ChunkAPI); !ok && cfg.ChunkMode() != record.ChunksNone {
 		errs = append(errs, fmt.Errorf("chunks %q needs a client that reads chunks (JobChunk)", cfg.ChunkMode()))
 	}
 	for _, name := range cfg.Strategies {
@@ -135,8 +136,8 @@ func New(cfg Config, opts ...Option) (*Runner, error) {
 
 // liveRun is what Abandon needs of a run in progress.
 type liveRun struct {
-	w    *resultsWriter
-	meta Meta // as written when the trials began
+	w    *record.Writer
+	meta record.Meta // as written when the trials began
 }
 
 // Abandon writes what a run in progress has, for a process about to exit without letting Run finish (a
@@ -150,7 +151,7 @@ func (r *Runner) Abandon() error {
 		return nil // not measuring yet: nothing was written that needs saying
 	}
 	w, m := r.live.w, r.live.meta
-	m.TrialsRecorded = w.freeze()
+	m.TrialsRecorded = w.Freeze()
 	m.Interrupted, m.Abandoned = true, true
 	end := r.clock.Now().UTC()
 	m.FinishedAt = &end
@@ -159,7 +160,7 @@ func (r *Runner) Abandon() error {
 		"and its projects may remain (names start with %s%s)", len(r.tasks), NamePrefix, m.RunID)}
 	r.mu.Unlock()
 	r.live = nil
-	return w.writeFinalMeta(m)
+	return w.WriteFinalMeta(m)
 }
 
 // Result is what Run reports; the results directory holds the details.
@@ -217,7 +218,7 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	w, err := createResults(r.cfg.OutDir, runID)
+	w, err := record.Create(r.cfg.OutDir, runID)
 	if err != nil {
 		return res, err
 	}
@@ -229,8 +230,8 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	defer func() {
 		cerr := w.Close()
 		if !measuring {
-			if rerr := os.RemoveAll(w.dir); rerr != nil { // err is set: only a failure leaves measuring false
-				err = fmt.Errorf("%w (the empty results dir %s could not be removed: %v)", err, w.dir, rerr)
+			if rerr := os.RemoveAll(w.Dir()); rerr != nil { // err is set: only a failure leaves measuring false
+				err = fmt.Errorf("%w (the empty results dir %s could not be removed: %v)", err, w.Dir(), rerr)
 				return
 			}
 			res.Dir = ""
@@ -240,14 +241,14 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 			err = fmt.Errorf("close trials file: %w", cerr)
 		}
 	}()
-	res.Dir = w.dir
-	meta := Meta{
+	res.Dir = w.Dir()
+	meta := record.Meta{
 		RunID: runID, ToolVersion: r.version, ToolCommit: r.commit, Config: r.cfg, Seed: r.cfg.Seed,
-		Loop: LoopClosed, TrialsPlanned: res.Planned, StartedAt: start, ServerVersion: about.Version,
-		ClockOffset: OffsetStats{Method: OffsetMethod, GroundTruth: r.groundTruth != nil},
+		Loop: record.LoopClosed, TrialsPlanned: res.Planned, StartedAt: start, ServerVersion: about.Version,
+		ClockOffset: record.OffsetStats{Method: record.OffsetMethod, GroundTruth: r.groundTruth != nil},
 	}
 	if r.cfg.Rate > 0 {
-		meta.Loop = LoopOpen
+		meta.Loop = record.LoopOpen
 	}
 	if r.cfg.Target == "" {
 		meta.Target, meta.EmulatorProfile, meta.EmulatorTerms = "embedded", r.cfg.SimProfile, r.emulatorTerms
@@ -291,7 +292,7 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 
 	col := newCollector(r, w, res.Planned, start)
 	slots := Schedule(r.cfg)
-	var recorders []*Recorder
+	var recorders []*record.Recorder
 	if r.cfg.Rate > 0 {
 		recorders = r.openLoop(ctx, runID, files, slots, col)
 	} else {
@@ -300,7 +301,7 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	col.done()
 	end := r.clock.Now().UTC()
 
-	total := NewRecorder()
+	total := record.NewRecorder()
 	for _, rec := range recorders {
 		if err := total.Merge(rec); err != nil {
 			return res, err

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/report"
 	"github.com/cvatbench/cvatbench/strategies"
@@ -107,7 +108,7 @@ func TestRunnerRecordsEveryTrialAndCleansUp(t *testing.T) {
 				if h == nil || h.TotalCount() != int64(cfg.Trials()/len(cfg.Strategies)) {
 					t.Errorf("hlog tag %s: %v", s, h)
 				}
-				if run.Histograms[s+bench.DetectionTagSuffix] == nil {
+				if run.Histograms[s+record.DetectionTagSuffix] == nil {
 					t.Errorf("hlog lacks %s.detection", s)
 				}
 			}
@@ -117,9 +118,9 @@ func TestRunnerRecordsEveryTrialAndCleansUp(t *testing.T) {
 
 func cvatTaskSpec(name string) cvat.TaskSpec { return cvat.TaskSpec{Name: name} }
 
-func checkOKTrial(t *testing.T, tr bench.TrialRecord, open bool) {
+func checkOKTrial(t *testing.T, tr record.Trial, open bool) {
 	t.Helper()
-	if tr.Result != bench.ResultOK || len(tr.JobIDs) == 0 || tr.TaskID == 0 {
+	if tr.Result != record.ResultOK || len(tr.JobIDs) == 0 || tr.TaskID == 0 {
 		t.Fatalf("trial %d: %+v", tr.Seq, tr)
 	}
 	if !strings.HasPrefix(tr.Signal, "jobs-list") {
@@ -158,7 +159,7 @@ func checkOKTrial(t *testing.T, tr bench.TrialRecord, open bool) {
 	if d := *tr.ClockOffsetMs - 3000; d > *tr.ClockOffsetErrorMs || d < -*tr.ClockOffsetErrorMs {
 		t.Errorf("trial %d: offset %v ms ±%v, want 3000", tr.Seq, *tr.ClockOffsetMs, *tr.ClockOffsetErrorMs)
 	}
-	if tr.JobsVisibleSource != bench.VisibleFromServerFinished || tr.JobsVisibleAt == nil {
+	if tr.JobsVisibleSource != record.VisibleFromServerFinished || tr.JobsVisibleAt == nil {
 		t.Fatalf("trial %d: jobs visible %v from %q", tr.Seq, tr.JobsVisibleAt, tr.JobsVisibleSource)
 	}
 	if tr.ServerQueueMs == nil || *tr.ServerQueueMs != 10 || tr.ServerProcessingMs == nil || *tr.ServerProcessingMs != 30 {
@@ -175,7 +176,7 @@ func TestRunnerGroundTruthWins(t *testing.T) {
 		return visible, true, nil
 	}))
 	for _, tr := range run.Trials {
-		if tr.JobsVisibleSource != bench.VisibleFromEmulator || !tr.JobsVisibleAt.Equal(visible) {
+		if tr.JobsVisibleSource != record.VisibleFromEmulator || !tr.JobsVisibleAt.Equal(visible) {
 			t.Errorf("trial %d: visible %v from %q", tr.Seq, tr.JobsVisibleAt, tr.JobsVisibleSource)
 		}
 	}
@@ -192,7 +193,7 @@ func TestRunnerUploadErrorIsRecorded(t *testing.T) {
 	run := runFakeSaved(t, cfg, api, clk)
 	failed := 0
 	for _, tr := range run.Trials {
-		if tr.Result != bench.ResultOK {
+		if tr.Result != record.ResultOK {
 			failed++
 		}
 	}
@@ -200,7 +201,7 @@ func TestRunnerUploadErrorIsRecorded(t *testing.T) {
 		t.Fatalf("errors %d, want %d", failed, cfg.Trials())
 	}
 	tr := run.Trials[0]
-	if tr.Result != bench.ResultError || !strings.Contains(tr.Error, "upload data") || tr.EndToEndMs != nil || tr.FailedIn != bench.PhaseUpload {
+	if tr.Result != record.ResultError || !strings.Contains(tr.Error, "upload data") || tr.EndToEndMs != nil || tr.FailedIn != record.PhaseUpload {
 		t.Errorf("trial %+v", tr)
 	}
 	// The table says these errors happened before the strategy ran.
@@ -257,7 +258,7 @@ func TestRunnerCancelRecordsCanceledTrialsAndCleansUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tr := range run.Trials {
-		if tr.Result != bench.ResultCanceled || tr.ErrorClass != "canceled" {
+		if tr.Result != record.ResultCanceled || tr.ErrorClass != "canceled" {
 			t.Errorf("trial %d: result %s class %s", tr.Seq, tr.Result, tr.ErrorClass)
 		}
 	}
@@ -450,7 +451,7 @@ func TestOpenLoopDropsTrialsBeyondMaxInFlight(t *testing.T) {
 			t.Errorf("summary dropped %d of max %d, rows %+v; want 3 of 2, one row of n 2", s.Dropped, s.MaxInFlight, s.Rows)
 		}
 		for _, tr := range run.Trials {
-			if tr.Result == bench.ResultDropped && (tr.IntendedAt == nil || tr.CreateSentAt != nil || tr.TaskID != 0) {
+			if tr.Result == record.ResultDropped && (tr.IntendedAt == nil || tr.CreateSentAt != nil || tr.TaskID != 0) {
 				t.Errorf("dropped trial %d: %+v; want an intended time and nothing sent", tr.Seq, tr)
 			}
 		}
@@ -477,7 +478,7 @@ func TestDurationEndsTheRun(t *testing.T) {
 			t.Errorf("open loop at 100/s for 50 ms started %d trials, want 5", n)
 		}
 		for _, tr := range run.Trials {
-			if tr.Result != bench.ResultOK {
+			if tr.Result != record.ResultOK {
 				t.Errorf("trial %d: %s %s", tr.Seq, tr.Result, tr.Error)
 			}
 		}

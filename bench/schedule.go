@@ -3,6 +3,8 @@ package bench
 import (
 	"math/rand/v2"
 	"time"
+
+	"github.com/cvatbench/cvatbench/bench/record"
 )
 
 // Slot is one scheduled trial.
@@ -25,7 +27,7 @@ func Schedule(cfg Config) []Slot {
 	var cells []cell
 	segments := cfg.SegmentSizes
 	if len(segments) == 0 {
-		segments = []int{DefaultSegmentSize}
+		segments = []int{record.DefaultSegmentSize}
 	}
 	for _, s := range cfg.Strategies {
 		for _, q := range cfg.ImageQualities {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/strategies"
 )
@@ -35,19 +36,19 @@ func (l *callLog) observe(c cvat.Call) {
 }
 
 // trial runs one slot: create the task, upload, wait, then complete the record.
-func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, s Slot, intended *time.Time) TrialRecord {
-	rec := TrialRecord{
+func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, s Slot, intended *time.Time) record.Trial {
+	rec := record.Trial{
 		RunID: runID, Seq: s.Seq, Strategy: s.Strategy, ImageQuality: s.ImageQuality, Images: len(files),
 		SegmentSize: s.SegmentSize,
 	}
 	if intended != nil {
-		rec.IntendedAt = timePtr(*intended)
+		rec.IntendedAt = record.Stamp(*intended)
 	}
 	r.observer.TrialStarted(s.Strategy)
 	tctx, cancel := context.WithTimeout(runCtx, r.cfg.Timeout)
 	defer cancel()
 	tctx = cvat.WithCallObserver(tctx, func(c cvat.Call) { r.observer.APICall(s.Strategy, c) })
-	fail := func(err error) TrialRecord {
+	fail := func(err error) record.Trial {
 		rec.Result, rec.ErrorClass = classify(runCtx, tctx, err)
 		rec.Error = err.Error()
 		r.complete(runCtx, &rec, nil, "", nil)
@@ -57,7 +58,7 @@ func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, 
 	r.mu.Lock()
 	projectID := r.projects[s.Strategy]
 	r.mu.Unlock()
-	rec.CreateSentAt = timePtr(r.clock.Now())
+	rec.CreateSentAt = record.Stamp(r.clock.Now())
 	spec := cvat.TaskSpec{
 		Name:        fmt.Sprintf("%s%s-%s-%d", NamePrefix, runID, s.Strategy, s.Seq),
 		ProjectID:   &projectID,
@@ -82,10 +83,10 @@ func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, 
 		return err
 	})
 	if err != nil {
-		rec.FailedIn = PhaseCreate
+		rec.FailedIn = record.PhaseCreate
 		return fail(fmt.Errorf("create task: %w", err))
 	}
-	rec.TaskCreatedAt = timePtr(r.clock.Now())
+	rec.TaskCreatedAt = record.Stamp(r.clock.Now())
 	rec.TaskID = task.ID
 	r.mu.Lock()
 	r.tasks = append(r.tasks, task.ID)
@@ -96,11 +97,11 @@ func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, 
 	rqID, err := r.api.UploadData(cvat.WithCallObserver(tctx, uploads.observe), task.ID,
 		cvat.DataSpec{ImageQuality: s.ImageQuality}, files, uploadMode(r.cfg.UploadMode))
 	if err != nil {
-		rec.FailedIn = PhaseUpload
+		rec.FailedIn = record.PhaseUpload
 		return fail(fmt.Errorf("upload data: %w", err))
 	}
 	uploadDone := r.clock.Now()
-	rec.UploadDoneAt = timePtr(uploadDone)
+	rec.UploadDoneAt = record.Stamp(uploadDone)
 	window := [2]time.Time{uploadSent, uploadDone}
 	if _, isReal := r.clock.(realClock); isReal && uploads.upload != nil {
 		// The client stamps calls with the real clock: use the one call that created the request, a tighter
@@ -118,16 +119,16 @@ func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, 
 	switch {
 	case err != nil:
 		rec.Result, rec.ErrorClass = classify(runCtx, tctx, err)
-		rec.Error, rec.FailedIn = fmt.Sprintf("wait: %v", err), PhaseWait
+		rec.Error, rec.FailedIn = fmt.Sprintf("wait: %v", err), record.PhaseWait
 	case len(out.JobIDs) == 0:
-		rec.Result, rec.ErrorClass, rec.Error, rec.FailedIn = ResultError, "other", "wait: strategy returned no job ids", PhaseWait
+		rec.Result, rec.ErrorClass, rec.Error, rec.FailedIn = record.ResultError, "other", "wait: strategy returned no job ids", record.PhaseWait
 	default:
-		rec.Result = ResultOK
+		rec.Result = record.ResultOK
 		rec.JobIDs = out.JobIDs
 		if !out.SeenAt.IsZero() {
 			obtained = out.SeenAt
 		}
-		rec.JobsObtainedAt = timePtr(obtained)
+		rec.JobsObtainedAt = record.Stamp(obtained)
 	}
 	jobs := r.complete(runCtx, &rec, out.Request, rqID, &window)
 	r.probeChunks(runCtx, &rec, r.originals, jobs)
@@ -142,7 +143,7 @@ func requestDone(req *cvat.Request) bool {
 // finalRequest reads the creation request after the wait, outside the strategy's count, until it carries its
 // finished date: strategies that only list jobs return while the request still reads "started" (jobs become
 // visible a few milliseconds before finished, API.md §9.3). It gives up after 10 s and keeps what it saw.
-func (r *Runner) finalRequest(runCtx context.Context, rec *TrialRecord, rqID string, seen *cvat.Request) *cvat.Request {
+func (r *Runner) finalRequest(runCtx context.Context, rec *record.Trial, rqID string, seen *cvat.Request) *cvat.Request {
 	gctx, cancel := context.WithTimeout(runCtx, 10*time.Second)
 	defer cancel()
 	gctx = cvat.WithCallObserver(gctx, func(c cvat.Call) { r.observer.APICall(rec.Strategy, c) })
@@ -168,8 +169,8 @@ func (r *Runner) finalRequest(runCtx context.Context, rec *TrialRecord, rqID str
 
 // complete adds server dates, the jobs-visible time and the derived durations to rec. It returns the task's
 // jobs when it listed them (on a real server, for the newest job row), so the chunk probe need not list again.
-func (r *Runner) complete(runCtx context.Context, rec *TrialRecord, req *cvat.Request, rqID string, window *[2]time.Time) (jobs []cvat.Job) {
-	defer Derive(rec)
+func (r *Runner) complete(runCtx context.Context, rec *record.Trial, req *cvat.Request, rqID string, window *[2]time.Time) (jobs []cvat.Job) {
+	defer record.Derive(rec)
 	if runCtx.Err() != nil || rec.TaskID == 0 {
 		return
 	}
@@ -179,24 +180,24 @@ func (r *Runner) complete(runCtx context.Context, rec *TrialRecord, req *cvat.Re
 	var offset time.Duration
 	haveOffset := false
 	if req != nil {
-		rec.RequestCreatedAt = timePtr(req.CreatedDate)
+		rec.RequestCreatedAt = record.Stamp(req.CreatedDate)
 		if req.StartedDate != nil {
-			rec.RequestStartedAt = timePtr(*req.StartedDate)
+			rec.RequestStartedAt = record.Stamp(*req.StartedDate)
 		}
 		if req.FinishedDate != nil {
-			rec.RequestFinishedAt = timePtr(*req.FinishedDate)
+			rec.RequestFinishedAt = record.Stamp(*req.FinishedDate)
 		}
 		if r.runOffset != nil {
 			offset, haveOffset = r.runOffset.Offset, true
 			rec.ClockOffsetMs, rec.ClockOffsetErrorMs = floatPtr(ms(offset)), floatPtr(ms(r.runOffset.Bound))
 		} else if window != nil {
-			if off, bound, ok := EstimateOffset(req.CreatedDate, window[0], window[1]); ok {
+			if off, bound, ok := record.EstimateOffset(req.CreatedDate, window[0], window[1]); ok {
 				offset, haveOffset = off, true
 				rec.ClockOffsetMs, rec.ClockOffsetErrorMs = floatPtr(ms(off)), floatPtr(ms(bound))
 			}
 		}
 	}
-	if rec.Result != ResultOK {
+	if rec.Result != record.ResultOK {
 		return
 	}
 	if r.groundTruth != nil {
@@ -207,19 +208,19 @@ func (r *Runner) complete(runCtx context.Context, rec *TrialRecord, req *cvat.Re
 			r.log.Debug("ground truth", "task", rec.TaskID, "err", err)
 		}
 		if ok {
-			rec.JobsVisibleAt, rec.JobsVisibleSource = timePtr(t), VisibleFromEmulator
+			rec.JobsVisibleAt, rec.JobsVisibleSource = record.Stamp(t), record.VisibleFromEmulator
 			return
 		}
 	}
 	if haveOffset && rec.RequestFinishedAt != nil {
-		rec.JobsVisibleAt = timePtr(ToLocal(*rec.RequestFinishedAt, offset))
-		rec.JobsVisibleSource = VisibleFromServerFinished
+		rec.JobsVisibleAt = record.Stamp(record.ToLocal(*rec.RequestFinishedAt, offset))
+		rec.JobsVisibleSource = record.VisibleFromServerFinished
 		// The lower end of the bracket: the jobs were committed after the newest job row was inserted. One
 		// listing after the wait, outside the strategy's request count.
 		var newest time.Time
 		if newest, jobs = r.newestJobCreated(runCtx, rec); !newest.IsZero() {
-			rec.NewestJobCreatedAt = timePtr(newest)
-			rec.JobsVisibleAfter = timePtr(ToLocal(newest, offset))
+			rec.NewestJobCreatedAt = record.Stamp(newest)
+			rec.JobsVisibleAfter = record.Stamp(record.ToLocal(newest, offset))
 		}
 	}
 	return jobs
@@ -227,7 +228,7 @@ func (r *Runner) complete(runCtx context.Context, rec *TrialRecord, req *cvat.Re
 
 // newestJobCreated is the latest created_date of the task's jobs (server clock; zero when unknown), and the
 // jobs it listed.
-func (r *Runner) newestJobCreated(runCtx context.Context, rec *TrialRecord) (time.Time, []cvat.Job) {
+func (r *Runner) newestJobCreated(runCtx context.Context, rec *record.Trial) (time.Time, []cvat.Job) {
 	gctx, cancel := context.WithTimeout(runCtx, 10*time.Second)
 	defer cancel()
 	gctx = cvat.WithCallObserver(gctx, func(c cvat.Call) { r.observer.APICall(rec.Strategy, c) })
@@ -250,11 +251,11 @@ func (r *Runner) newestJobCreated(runCtx context.Context, rec *TrialRecord) (tim
 func classify(runCtx, trialCtx context.Context, err error) (result, class string) {
 	switch {
 	case runCtx.Err() != nil:
-		return ResultCanceled, strategies.ClassCanceled
+		return record.ResultCanceled, strategies.ClassCanceled
 	case errors.Is(trialCtx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
-		return ResultTimeout, "timeout"
+		return record.ResultTimeout, "timeout"
 	default:
-		return ResultError, strategies.Classify(err)
+		return record.ResultError, strategies.Classify(err)
 	}
 }
 

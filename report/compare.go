@@ -12,10 +12,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
-
-	"github.com/cvatbench/cvatbench/bench"
 )
 
 // Verdicts of a Change.
@@ -176,7 +175,7 @@ func keyName(k compareKey, sweep, segmentSweep bool) string {
 }
 
 func isSweep(run *Run) bool {
-	return varies(run, func(t bench.TrialRecord) int { return t.ImageQuality }, run.Meta.Config.ImageQualities) ||
+	return varies(run, func(t record.Trial) int { return t.ImageQuality }, run.Meta.Config.ImageQualities) ||
 		isSegmentSweep(run)
 }
 
@@ -195,7 +194,7 @@ func collect(run *Run, sweep, segmentSweep bool) map[compareKey]*samples {
 			s = &samples{}
 			out[k] = s
 		}
-		if t.Result != bench.ResultOK {
+		if t.Result != record.ResultOK {
 			continue
 		}
 		if t.EndToEndMs != nil {

@@ -11,18 +11,19 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 )
 
 // syntheticRun has n ok trials per strategy with log-normal-ish latencies around 1 s (seeded), scaled by factor.
 func syntheticRun(id string, n int, seed uint64, factor float64) *Run {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	run := &Run{Meta: bench.Meta{RunID: id, Config: bench.Config{Strategies: []string{"poll", "backoff"}, ImageQualities: []int{70}}}}
+	run := &Run{Meta: record.Meta{RunID: id, Config: bench.Config{Strategies: []string{"poll", "backoff"}, ImageQualities: []int{70}}}}
 	for i := range n {
 		for _, s := range []string{"poll", "backoff"} {
 			e2e := 1000 * math.Exp(0.3*rng.NormFloat64()) * factor
 			det := 50 * math.Exp(0.5*rng.NormFloat64())
-			run.Trials = append(run.Trials, bench.TrialRecord{RunID: id, Seq: len(run.Trials), Strategy: s, ImageQuality: 70,
-				Result: bench.ResultOK, EndToEndMs: f(e2e), DetectionDelayMs: f(det), Requests: 3 + i%3})
+			run.Trials = append(run.Trials, record.Trial{RunID: id, Seq: len(run.Trials), Strategy: s, ImageQuality: 70,
+				Result: record.ResultOK, EndToEndMs: f(e2e), DetectionDelayMs: f(det), Requests: 3 + i%3})
 		}
 	}
 	return run

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 )
 
 // FuzzReadTrials feeds arbitrary trials.jsonl content to ReadTrials: it must return an error or records,
@@ -53,7 +54,7 @@ func FuzzReadTrials(f *testing.F) {
 				names = append(names, tr.Strategy)
 			}
 		}
-		run := &Run{Meta: bench.Meta{RunID: "fuzz", Config: bench.Config{Strategies: names}}, Trials: trials}
+		run := &Run{Meta: record.Meta{RunID: "fuzz", Config: bench.Config{Strategies: names}}, Trials: trials}
 		_, _ = Summarize(run, DefaultPercentiles) // an error is fine, a panic is not
 	})
 }

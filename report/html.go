@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 )
 
 // HTMLFile is the name of the self-contained report WriteHTML puts in a results directory.
@@ -23,7 +23,7 @@ const HTMLFile = "report.html"
 // its notes, and the plots as inline SVG. It loads nothing: no scripts, stylesheets, fonts or images from
 // anywhere, so it can be mailed or attached to a ticket as is.
 // countResult counts the trials of one result.
-func countResult(trials []bench.TrialRecord, result string) int {
+func countResult(trials []record.Trial, result string) int {
 	n := 0
 	for _, t := range trials {
 		if t.Result == result {
@@ -182,7 +182,7 @@ func metaRows(run *Run) [][2]string {
 	if m.Abandoned {
 		add("abandoned", "a second interrupt ended the process before cleanup: what the run created may remain")
 	}
-	if n := countResult(run.Trials, bench.ResultDropped); n > 0 {
+	if n := countResult(run.Trials, record.ResultDropped); n > 0 {
 		add("dropped", fmt.Sprintf("%d trials due while %d were in flight, never started (open loop: the server did not keep up)",
 			n, c.InFlightLimit()))
 	}

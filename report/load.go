@@ -15,17 +15,16 @@ import (
 	"strings"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-
-	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 )
 
 // Run is one results directory read back.
 type Run struct {
 	Dir    string
-	Meta   bench.Meta
-	Trials []bench.TrialRecord
+	Meta   record.Meta
+	Trials []record.Trial
 	// Histograms holds the .hlog intervals by tag ("<strategy>" end-to-end, "<strategy>.detection"), merged
-	// into bench.NewHistogram geometry. Empty when the run crashed before writing them.
+	// into record.NewHistogram geometry. Empty when the run crashed before writing them.
 	Histograms map[string]*hdrhistogram.Histogram
 	// Truncated is true when the last line of trials.jsonl was cut short (a crash mid-write) and was skipped.
 	Truncated bool
@@ -36,30 +35,30 @@ type Run struct {
 // and so is a file that cannot be this run's record (checkTrials).
 func Load(dir string) (*Run, error) {
 	run := &Run{Dir: dir, Histograms: map[string]*hdrhistogram.Histogram{}}
-	b, err := os.ReadFile(filepath.Join(dir, bench.MetaFile))
+	b, err := os.ReadFile(filepath.Join(dir, record.MetaFile))
 	if err != nil {
 		return nil, fmt.Errorf("load run: %w", err)
 	}
 	if err := json.Unmarshal(b, &run.Meta); err != nil {
-		return nil, fmt.Errorf("load run: parse %s: %w", bench.MetaFile, err)
+		return nil, fmt.Errorf("load run: parse %s: %w", record.MetaFile, err)
 	}
-	f, err := os.Open(filepath.Join(dir, bench.TrialsFile))
+	f, err := os.Open(filepath.Join(dir, record.TrialsFile))
 	if err != nil {
 		return nil, fmt.Errorf("load run: %w", err)
 	}
 	defer f.Close()
 	run.Trials, run.Truncated, err = ReadTrials(f)
 	if err != nil {
-		return nil, fmt.Errorf("load run: %s: %w", bench.TrialsFile, err)
+		return nil, fmt.Errorf("load run: %s: %w", record.TrialsFile, err)
 	}
 	sources, err := mergeSources(dir)
 	if err != nil {
 		return nil, fmt.Errorf("load run: %w", err)
 	}
 	if err := checkTrials(run, sources); err != nil {
-		return nil, fmt.Errorf("load run: %s: %w", bench.TrialsFile, err)
+		return nil, fmt.Errorf("load run: %s: %w", record.TrialsFile, err)
 	}
-	paths, err := filepath.Glob(filepath.Join(dir, "*"+bench.HlogExt))
+	paths, err := filepath.Glob(filepath.Join(dir, "*"+record.HlogExt))
 	if err != nil {
 		return nil, fmt.Errorf("load run: %w", err)
 	}
@@ -73,12 +72,12 @@ func Load(dir string) (*Run, error) {
 
 // ReadTrials decodes JSON lines of TrialRecords. An unterminated last line that does not parse is dropped
 // (truncated = true): it is what a crash mid-append leaves.
-func ReadTrials(r io.Reader) (trials []bench.TrialRecord, truncated bool, err error) {
+func ReadTrials(r io.Reader) (trials []record.Trial, truncated bool, err error) {
 	br := bufio.NewReader(r)
 	for n := 1; ; n++ {
 		line, rerr := br.ReadBytes('\n')
 		if len(bytes.TrimSpace(line)) > 0 {
-			var rec bench.TrialRecord
+			var rec record.Trial
 			if err := json.Unmarshal(line, &rec); err != nil {
 				if errors.Is(rerr, io.EOF) && !bytes.HasSuffix(line, []byte("\n")) {
 					return trials, true, nil
@@ -113,11 +112,11 @@ func readHlog(path string, into map[string]*hdrhistogram.Histogram) error {
 		}
 		tag := h.Tag()
 		if tag == "" {
-			tag = strings.TrimSuffix(filepath.Base(path), bench.HlogExt)
+			tag = strings.TrimSuffix(filepath.Base(path), record.HlogExt)
 		}
 		total := into[tag]
 		if total == nil {
-			total = bench.NewHistogram()
+			total = record.NewHistogram()
 			into[tag] = total
 		}
 		if n := total.Merge(h); n > 0 {
@@ -163,7 +162,7 @@ func checkTrials(run *Run, sources []string) error {
 	for _, s := range m.Config.Strategies {
 		strategies[s] = true
 	}
-	results := map[string]bool{bench.ResultOK: true, bench.ResultTimeout: true, bench.ResultError: true, bench.ResultCanceled: true, bench.ResultDropped: true}
+	results := map[string]bool{record.ResultOK: true, record.ResultTimeout: true, record.ResultError: true, record.ResultCanceled: true, record.ResultDropped: true}
 	type key struct {
 		run string
 		seq int

@@ -14,8 +14,7 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-
-	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 )
 
 // MergeFile lists, in a merged results directory, the runs it was made from.
@@ -52,7 +51,7 @@ type Merged struct {
 
 // Merge combines runs, e.g. the same workload from several machines, into one run. Trials are concatenated
 // in argument order and keep their own run_id and seq. Histograms are merged exactly: every source histogram
-// has bench.NewHistogram's geometry, and a non-zero dropped count from Merge is an error. The same run given
+// has record.NewHistogram's geometry, and a non-zero dropped count from Merge is an error. The same run given
 // twice is an error (its trials would count double).
 func Merge(runs []*Run) (*Merged, error) {
 	if len(runs) < 2 {
@@ -71,7 +70,7 @@ func Merge(runs []*Run) (*Merged, error) {
 	h := fnv.New32a()
 	h.Write([]byte(strings.Join(ids, "\x00")))
 	first := runs[0].Meta
-	meta := bench.Meta{
+	meta := record.Meta{
 		RunID:       fmt.Sprintf("merged-%08x", h.Sum32()),
 		ToolVersion: first.ToolVersion, ToolCommit: first.ToolCommit,
 		Config:          first.Config,
@@ -81,7 +80,7 @@ func Merge(runs []*Run) (*Merged, error) {
 		Seed:            first.Seed,
 		Loop:            first.Loop,
 		StartedAt:       first.StartedAt,
-		ClockOffset:     bench.OffsetStats{Method: first.ClockOffset.Method, GroundTruth: true},
+		ClockOffset:     record.OffsetStats{Method: first.ClockOffset.Method, GroundTruth: true},
 	}
 	meta.Config.Strategies = nil
 	meta.Config.ImageQualities = nil
@@ -140,7 +139,7 @@ func Merge(runs []*Run) (*Merged, error) {
 		for _, tag := range slices.Sorted(maps.Keys(hists)) {
 			total := merged.Histograms[tag]
 			if total == nil {
-				total = bench.NewHistogram()
+				total = record.NewHistogram()
 				merged.Histograms[tag] = total
 			}
 			if n := total.Merge(hists[tag]); n > 0 {
@@ -162,7 +161,7 @@ func Merge(runs []*Run) (*Merged, error) {
 	meta.Target = strings.Join(targets, ", ")
 	meta.FinishedAt = finished
 	for _, name := range meta.Config.Strategies {
-		meta.HistogramFiles = append(meta.HistogramFiles, name+bench.HlogExt)
+		meta.HistogramFiles = append(meta.HistogramFiles, name+record.HlogExt)
 	}
 	merged.Meta = meta
 	m.Run = merged
@@ -208,20 +207,20 @@ func union[V any](a, b map[string]V) map[string]bool {
 
 // HistogramsFromTrials builds the .hlog histograms of trials (tags "<strategy>" and "<strategy>.detection",
 // ok trials only) the way Summarize records them.
-func HistogramsFromTrials(trials []bench.TrialRecord) map[string]*hdrhistogram.Histogram {
+func HistogramsFromTrials(trials []record.Trial) map[string]*hdrhistogram.Histogram {
 	out := map[string]*hdrhistogram.Histogram{}
 	get := func(tag string) *hdrhistogram.Histogram {
 		if out[tag] == nil {
-			out[tag] = bench.NewHistogram()
+			out[tag] = record.NewHistogram()
 		}
 		return out[tag]
 	}
 	for _, t := range trials {
-		if t.Result != bench.ResultOK {
+		if t.Result != record.ResultOK {
 			continue
 		}
-		record(get(t.Strategy), t.EndToEndMs)
-		record(get(t.Strategy+bench.DetectionTagSuffix), t.DetectionDelayMs)
+		recordMs(get(t.Strategy), t.EndToEndMs)
+		recordMs(get(t.Strategy+record.DetectionTagSuffix), t.DetectionDelayMs)
 	}
 	return out
 }
@@ -258,7 +257,7 @@ func SummarizeHistograms(run *Run, percentiles []float64) (*Summary, error) {
 		return nil, errors.New("summarize histograms: a sweep needs per-quality rows, which .hlog files do not keep")
 	}
 	for i, row := range s.Rows {
-		e2e, det := run.Histograms[row.Strategy], run.Histograms[row.Strategy+bench.DetectionTagSuffix]
+		e2e, det := run.Histograms[row.Strategy], run.Histograms[row.Strategy+record.DetectionTagSuffix]
 		if e2e == nil || det == nil {
 			return nil, fmt.Errorf("summarize histograms: no .hlog interval for %s", row.Strategy)
 		}
@@ -277,18 +276,18 @@ func (m *Merged) Write(dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return fmt.Errorf("write merge: %w", err)
 	}
-	if err := writeJSON(filepath.Join(dir, bench.MetaFile), m.Run.Meta); err != nil {
+	if err := writeJSON(filepath.Join(dir, record.MetaFile), m.Run.Meta); err != nil {
 		return err
 	}
 	if err := writeJSON(filepath.Join(dir, MergeFile), m.Sources); err != nil {
 		return err
 	}
-	if err := writeTrials(filepath.Join(dir, bench.TrialsFile), m.Run.Trials); err != nil {
+	if err := writeTrials(filepath.Join(dir, record.TrialsFile), m.Run.Trials); err != nil {
 		return err
 	}
 	end := intervalEnd(m.Run)
 	for _, name := range m.Run.Meta.Config.Strategies {
-		if err := WriteHlog(filepath.Join(dir, name+bench.HlogExt), name, m.Run.Histograms, m.Run.Meta.StartedAt, end); err != nil {
+		if err := WriteHlog(filepath.Join(dir, name+record.HlogExt), name, m.Run.Histograms, m.Run.Meta.StartedAt, end); err != nil {
 			return err
 		}
 	}
@@ -307,7 +306,7 @@ func writeJSON(path string, v any) error {
 	return nil
 }
 
-func writeTrials(path string, trials []bench.TrialRecord) (err error) {
+func writeTrials(path string, trials []record.Trial) (err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("write trials: %w", err)
@@ -349,8 +348,8 @@ func WriteHlog(path, strategy string, hists map[string]*hdrhistogram.Histogram, 
 	if err := errors.Join(lw.OutputLogFormatVersion(), lw.OutputStartTime(start.UnixMilli()), lw.OutputLegend()); err != nil {
 		return fmt.Errorf("write hlog %s: %w", strategy, err)
 	}
-	for _, tag := range []string{strategy, strategy + bench.DetectionTagSuffix} {
-		h := bench.NewHistogram()
+	for _, tag := range []string{strategy, strategy + record.DetectionTagSuffix} {
+		h := record.NewHistogram()
 		if src := hists[tag]; src != nil {
 			if n := h.Merge(src); n > 0 {
 				return fmt.Errorf("write hlog %s: dropped %d values", tag, n)

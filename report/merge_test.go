@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/cvatbench/cvatbench/bench"
 )
 
 // saveRun writes run as bench would: meta.json, trials.jsonl and <strategy>.hlog from its trials; hlog=false
@@ -25,16 +24,16 @@ func saveRun(t *testing.T, run *Run, hlog bool) string {
 	if run.Meta.StartedAt.IsZero() {
 		run.Meta.StartedAt = time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
 	}
-	if err := writeJSON(filepath.Join(dir, bench.MetaFile), run.Meta); err != nil {
+	if err := writeJSON(filepath.Join(dir, record.MetaFile), run.Meta); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeTrials(filepath.Join(dir, bench.TrialsFile), run.Trials); err != nil {
+	if err := writeTrials(filepath.Join(dir, record.TrialsFile), run.Trials); err != nil {
 		t.Fatal(err)
 	}
 	if hlog {
 		hists := HistogramsFromTrials(run.Trials)
 		for _, s := range RunStrategies(run) {
-			if err := WriteHlog(filepath.Join(dir, s+bench.HlogExt), s, hists, run.Meta.StartedAt, run.Meta.StartedAt.Add(time.Minute)); err != nil {
+			if err := WriteHlog(filepath.Join(dir, s+record.HlogExt), s, hists, run.Meta.StartedAt, run.Meta.StartedAt.Add(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 		}

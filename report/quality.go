@@ -8,13 +8,13 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 )
 
-// QualitySummary is what the chunk probes of a run measured, one row per image quality (bench.ChunkProbe):
+// QualitySummary is what the chunk probes of a run measured, one row per image quality (record.ChunkProbe):
 // what a quality does to the chunks every annotator downloads, and to the time until the jobs exist.
 type QualitySummary struct {
-	ChunkMode string `json:"chunk_mode"` // bench.ChunksFirst or bench.ChunksAll
+	ChunkMode string `json:"chunk_mode"` // record.ChunksFirst or record.ChunksAll
 	CacheMode string `json:"cache_mode"` // how the server builds chunks, as far as the run knows
 	// SegmentSweep: rows are per image quality and segment size.
 	SegmentSweep bool         `json:"segment_sweep,omitempty"`
@@ -29,7 +29,7 @@ type QualityRow struct {
 	SegmentSize  int `json:"segment_size,omitempty"` // in segment-size sweeps
 	Trials       int `json:"trials"`                 // ok trials
 	Probed       int `json:"probed"`                 // trials whose probe read chunk 0
-	ProbeErrors  int `json:"probe_errors"`           // trials whose probe failed somewhere (bench.ChunkProbe.Error)
+	ProbeErrors  int `json:"probe_errors"`           // trials whose probe failed somewhere (record.ChunkProbe.Error)
 	Frames       int `json:"frames"`                 // frames scored
 	// Bytes of the compressed chunks over the frames they held: the median of the per-trial ratio, and the
 	// ratio of the totals (what --quality-target's saving compares).
@@ -99,7 +99,7 @@ func HasChunkProbes(run *Run) bool {
 func summarizeQuality(run *Run) *QualitySummary {
 	type cell struct{ quality, segment int }
 	segmentSweep := isSegmentSweep(run)
-	byCell := map[cell][]bench.TrialRecord{}
+	byCell := map[cell][]record.Trial{}
 	mode := ""
 	for _, t := range run.Trials {
 		if t.Chunks != nil && mode == "" {
@@ -126,13 +126,13 @@ func summarizeQuality(run *Run) *QualitySummary {
 	return q
 }
 
-func qualityRow(quality int, trials []bench.TrialRecord) QualityRow {
+func qualityRow(quality int, trials []record.Trial) QualityRow {
 	row := QualityRow{ImageQuality: quality}
 	var perTrialBytes, cold, warm, creation, ssim, psnr []float64
 	var totalBytes int64
 	totalFrames := 0
 	for _, t := range trials {
-		if t.Result != bench.ResultOK {
+		if t.Result != record.ResultOK {
 			continue
 		}
 		row.Trials++
@@ -207,7 +207,7 @@ func ptr[T any](v T) *T { return &v }
 
 // cacheMode says how the server built the chunks the probe read: the emulator knows its setting; of a real
 // server the run knows only CVAT's default (API.md §9.7).
-func cacheMode(m bench.Meta) string {
+func cacheMode(m record.Meta) string {
 	switch {
 	case m.Target != "embedded":
 		return "the server's setting (on the fly unless CVAT_ALLOW_STATIC_CACHE is on)"

@@ -5,10 +5,9 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
-
-	"github.com/cvatbench/cvatbench/bench"
 )
 
 // qualityHeader and qualityCells lay out the per-quality table of the human renderings (ASCII, markdown,
@@ -52,7 +51,7 @@ func qualityCells(q *QualitySummary, row QualityRow) []string {
 // qualityCaption says what the per-quality table measured.
 func qualityCaption(q *QualitySummary) string {
 	what := "chunk 0 of each task's second job, or of its only one, which the task preview built during creation"
-	if q.ChunkMode == bench.ChunksAll {
+	if q.ChunkMode == record.ChunksAll {
 		what = "every chunk of every job; cold and warm of the second job's chunk 0"
 	}
 	return fmt.Sprintf("compressed chunks by image quality (%s; cold: first read, warm: the next; "+

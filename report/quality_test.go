@@ -9,14 +9,15 @@ import (
 	"time"
 
 	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 )
 
 // probedTrial is an ok trial of quality q whose probe read frames frames of bytesPerFrame bytes, scored ssim
 // (and PSNR 10·ssim+20, or identical when ssim is 1), created in creationMs.
-func probedTrial(q int, bytesPerFrame int64, creationMs float64, ssim ...float64) bench.TrialRecord {
+func probedTrial(q int, bytesPerFrame int64, creationMs float64, ssim ...float64) record.Trial {
 	sent := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
 	visible := sent.Add(time.Duration(creationMs * float64(time.Millisecond)))
-	p := &bench.ChunkProbe{Mode: bench.ChunksFirst, ChunksRead: 1, Frames: len(ssim), Bytes: bytesPerFrame * int64(len(ssim)),
+	p := &record.ChunkProbe{Mode: record.ChunksFirst, ChunksRead: 1, Frames: len(ssim), Bytes: bytesPerFrame * int64(len(ssim)),
 		ColdMs: f(200 + float64(q)), WarmMs: f(10)}
 	for _, s := range ssim {
 		p.SSIM = append(p.SSIM, s)
@@ -26,13 +27,13 @@ func probedTrial(q int, bytesPerFrame int64, creationMs float64, ssim ...float64
 			p.PSNRdB = append(p.PSNRdB, f(10*s+20))
 		}
 	}
-	return bench.TrialRecord{Strategy: "poll", ImageQuality: q, Result: bench.ResultOK, CreateSentAt: &sent, JobsVisibleAt: &visible, Chunks: p}
+	return record.Trial{Strategy: "poll", ImageQuality: q, Result: record.ResultOK, CreateSentAt: &sent, JobsVisibleAt: &visible, Chunks: p}
 }
 
 // A sweep whose answer is known: worst frames 0.90 (q30), 0.94 (q50), 0.96 (q70), 0.99 (q90).
 func constructedSweep() *Run {
-	run := &Run{Meta: bench.Meta{Target: "embedded", Config: bench.Config{Strategies: []string{"poll"}, ImageQualities: []int{30, 50, 70, 90}}}}
-	run.Trials = []bench.TrialRecord{
+	run := &Run{Meta: record.Meta{Target: "embedded", Config: bench.Config{Strategies: []string{"poll"}, ImageQualities: []int{30, 50, 70, 90}}}}
+	run.Trials = []record.Trial{
 		probedTrial(30, 1000, 400, 0.93, 0.90), probedTrial(30, 1200, 420, 0.95, 0.92),
 		probedTrial(50, 2000, 450, 0.97, 0.94), probedTrial(50, 2000, 460, 0.96, 0.95),
 		probedTrial(70, 3000, 500, 0.98, 0.96), probedTrial(70, 3000, 510, 0.97, 0.99),
@@ -43,7 +44,7 @@ func constructedSweep() *Run {
 
 func TestSummarizeQuality(t *testing.T) {
 	q := summarizeQuality(constructedSweep())
-	if q == nil || len(q.Rows) != 4 || q.ChunkMode != bench.ChunksFirst || !strings.Contains(q.CacheMode, "on the fly") {
+	if q == nil || len(q.Rows) != 4 || q.ChunkMode != record.ChunksFirst || !strings.Contains(q.CacheMode, "on the fly") {
 		t.Fatalf("quality summary %+v", q)
 	}
 	r30, r90 := q.Rows[0], q.Rows[3]
@@ -69,7 +70,7 @@ func TestSummarizeQuality(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil || !math.IsInf(float64(*back.PSNRP50), 1) {
 		t.Errorf("round trip of an infinite PSNR: %v, %v", back.PSNRP50, err)
 	}
-	if summarizeQuality(&Run{Trials: []bench.TrialRecord{{Result: bench.ResultOK}}}) != nil {
+	if summarizeQuality(&Run{Trials: []record.Trial{{Result: record.ResultOK}}}) != nil {
 		t.Error("a run without probes has a quality summary")
 	}
 }

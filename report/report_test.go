@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -22,27 +23,27 @@ func f(v float64) *float64 { return &v }
 // fixtureRun is a small, fixed run: poll fast and steady, sdk slow with one timeout, ui all failed.
 func fixtureRun(qualities []int) *Run {
 	start := time.Date(2026, 11, 27, 0, 15, 0, 0, time.UTC)
-	run := &Run{Meta: bench.Meta{RunID: "20261127T001500Z-3f9a", StartedAt: start,
+	run := &Run{Meta: record.Meta{RunID: "20261127T001500Z-3f9a", StartedAt: start,
 		Config:      bench.Config{Strategies: []string{"poll", "sdk", "ui"}, ImageQualities: qualities},
-		ClockOffset: bench.OffsetStats{MaxErrorMs: 1.5}}}
+		ClockOffset: record.OffsetStats{MaxErrorMs: 1.5}}}
 	seq := 0
-	add := func(rec bench.TrialRecord) {
+	add := func(rec record.Trial) {
 		rec.RunID, rec.Seq = run.Meta.RunID, seq
 		seq++
 		run.Trials = append(run.Trials, rec)
 	}
 	for _, q := range qualities {
 		for i := range 10 {
-			add(bench.TrialRecord{Strategy: "poll", ImageQuality: q, Result: bench.ResultOK,
+			add(record.Trial{Strategy: "poll", ImageQuality: q, Result: record.ResultOK,
 				EndToEndMs: f(800 + float64(i*10+q)), DetectionDelayMs: f(100 + float64(i)),
-				Requests: 2 + i%3, JobsVisibleSource: bench.VisibleFromServerFinished})
-			add(bench.TrialRecord{Strategy: "sdk", ImageQuality: q, Result: bench.ResultOK,
+				Requests: 2 + i%3, JobsVisibleSource: record.VisibleFromServerFinished})
+			add(record.Trial{Strategy: "sdk", ImageQuality: q, Result: record.ResultOK,
 				EndToEndMs: f(5000 + float64(i*100)), DetectionDelayMs: f(4200 + float64(i*50)),
-				Requests: 2, JobsVisibleSource: bench.VisibleFromServerFinished})
+				Requests: 2, JobsVisibleSource: record.VisibleFromServerFinished})
 		}
-		add(bench.TrialRecord{Strategy: "sdk", ImageQuality: q, Result: bench.ResultTimeout, ErrorClass: "timeout"})
-		add(bench.TrialRecord{Strategy: "ui", ImageQuality: q, Result: bench.ResultError, ErrorClass: "http_5xx"})
-		add(bench.TrialRecord{Strategy: "ui", ImageQuality: q, Result: bench.ResultError, ErrorClass: "canceled"})
+		add(record.Trial{Strategy: "sdk", ImageQuality: q, Result: record.ResultTimeout, ErrorClass: "timeout"})
+		add(record.Trial{Strategy: "ui", ImageQuality: q, Result: record.ResultError, ErrorClass: "http_5xx"})
+		add(record.Trial{Strategy: "ui", ImageQuality: q, Result: record.ResultError, ErrorClass: "canceled"})
 	}
 	return run
 }
@@ -243,9 +244,9 @@ func TestSummarizeRejectsPercentiles(t *testing.T) {
 }
 
 func TestLoad(t *testing.T) {
-	meta, _ := json.Marshal(bench.Meta{RunID: "r1", Config: bench.Config{Strategies: []string{"poll"}}})
+	meta, _ := json.Marshal(record.Meta{RunID: "r1", Config: bench.Config{Strategies: []string{"poll"}}})
 	line := func(seq int) string {
-		b, _ := json.Marshal(bench.TrialRecord{RunID: "r1", Seq: seq, Strategy: "poll", Result: bench.ResultOK, EndToEndMs: f(5)})
+		b, _ := json.Marshal(record.Trial{RunID: "r1", Seq: seq, Strategy: "poll", Result: record.ResultOK, EndToEndMs: f(5)})
 		return string(b) + "\n"
 	}
 	tests := []struct {
@@ -266,9 +267,9 @@ func TestLoad(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			if !tc.noMeta {
-				os.WriteFile(filepath.Join(dir, bench.MetaFile), meta, 0o644)
+				os.WriteFile(filepath.Join(dir, record.MetaFile), meta, 0o644)
 			}
-			os.WriteFile(filepath.Join(dir, bench.TrialsFile), []byte(tc.trials), 0o644)
+			os.WriteFile(filepath.Join(dir, record.TrialsFile), []byte(tc.trials), 0o644)
 			run, err := Load(dir)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -287,10 +288,10 @@ func TestLoad(t *testing.T) {
 }
 
 func BenchmarkSummarize10k(b *testing.B) {
-	run := &Run{Meta: bench.Meta{Config: bench.Config{Strategies: []string{"poll", "sdk", "ui", "backoff"}, ImageQualities: []int{70}}}}
+	run := &Run{Meta: record.Meta{Config: bench.Config{Strategies: []string{"poll", "sdk", "ui", "backoff"}, ImageQualities: []int{70}}}}
 	for i := range 10000 {
-		run.Trials = append(run.Trials, bench.TrialRecord{Seq: i, Strategy: run.Meta.Config.Strategies[i%4],
-			ImageQuality: 70, Result: bench.ResultOK, EndToEndMs: f(float64(500 + i%7000)), DetectionDelayMs: f(float64(i % 500)),
+		run.Trials = append(run.Trials, record.Trial{Seq: i, Strategy: run.Meta.Config.Strategies[i%4],
+			ImageQuality: 70, Result: record.ResultOK, EndToEndMs: f(float64(500 + i%7000)), DetectionDelayMs: f(float64(i % 500)),
 			Requests: i % 9})
 	}
 	for b.Loop() {

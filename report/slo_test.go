@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 )
 
 func TestParseSLO(t *testing.T) {
@@ -143,11 +144,11 @@ func TestEvaluateSLOsSweepRows(t *testing.T) {
 // Trials canceled by a Ctrl-C are not the strategy's errors: errors<1% holds for a run whose finished trials
 // all succeeded, and the table says the run was interrupted.
 func TestCanceledTrialsAreNotErrors(t *testing.T) {
-	ok := func(seq int) bench.TrialRecord {
-		return bench.TrialRecord{Seq: seq, Strategy: "poll", ImageQuality: 70, Result: bench.ResultOK, EndToEndMs: f(100)}
+	ok := func(seq int) record.Trial {
+		return record.Trial{Seq: seq, Strategy: "poll", ImageQuality: 70, Result: record.ResultOK, EndToEndMs: f(100)}
 	}
-	run := &Run{Meta: bench.Meta{Interrupted: true, Config: bench.Config{Strategies: []string{"poll"}, ImageQualities: []int{70}}},
-		Trials: []bench.TrialRecord{ok(0), ok(1), {Seq: 2, Strategy: "poll", ImageQuality: 70, Result: bench.ResultCanceled, ErrorClass: "canceled"}}}
+	run := &Run{Meta: record.Meta{Interrupted: true, Config: bench.Config{Strategies: []string{"poll"}, ImageQualities: []int{70}}},
+		Trials: []record.Trial{ok(0), ok(1), {Seq: 2, Strategy: "poll", ImageQuality: 70, Result: record.ResultCanceled, ErrorClass: "canceled"}}}
 	slos, err := ParseSLOs([]string{"errors<1%"})
 	if err != nil {
 		t.Fatal(err)

@@ -11,8 +11,7 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-
-	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 )
 
 // DefaultPercentiles are the end-to-end percentiles of the summary table.
@@ -60,7 +59,7 @@ type Row struct {
 	Errors        int            `json:"errors"` // N - OK: timeouts and errors
 	ErrorsByClass map[string]int `json:"errors_by_class,omitempty"`
 	// SetupErrors are the errors of trials that failed creating the task or uploading its data, before the
-	// strategy ran: not the strategy's doing (bench.TrialRecord.FailedIn).
+	// strategy ran: not the strategy's doing (record.Trial.FailedIn).
 	SetupErrors int     `json:"setup_errors,omitempty"`
 	EndToEnd    Latency `json:"end_to_end"` // ok trials; at Summary.Percentiles
 	Detection   Latency `json:"detection"`  // ok trials with a jobs-visible time; at p50 and p99
@@ -116,7 +115,7 @@ func ValidatePercentiles(ps []float64) error {
 	return errors.Join(errs...)
 }
 
-// Summarize reduces the raw trials of run through HdrHistograms (bench.NewHistogram geometry), so its numbers
+// Summarize reduces the raw trials of run through HdrHistograms (record.NewHistogram geometry), so its numbers
 // match the .hlog files. Rows follow the run's strategy order, then image quality ascending.
 func Summarize(run *Run, percentiles []float64) (*Summary, error) {
 	return summarize(run, percentiles, detectionPercentiles)
@@ -155,13 +154,13 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 	}
 	s.Interrupted, s.Abandoned = run.Meta.Interrupted, run.Meta.Abandoned
 	s.FaultsInjected = run.Meta.FaultsInjected
-	groups := map[key][]bench.TrialRecord{}
+	groups := map[key][]record.Trial{}
 	for _, t := range run.Trials {
 		if canceledByInterrupt(t) {
 			s.Canceled++
 			continue
 		}
-		if t.Result == bench.ResultDropped {
+		if t.Result == record.ResultDropped {
 			s.Dropped++
 			s.MaxInFlight = run.Meta.Config.InFlightLimit()
 			continue
@@ -177,7 +176,7 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 		if _, ok := order[t.Strategy]; !ok {
 			order[t.Strategy] = len(order) + 1<<20 // unknown strategies after the configured ones
 		}
-		if t.Result == bench.ResultOK && t.JobsVisibleSource != "" {
+		if t.Result == record.ResultOK && t.JobsVisibleSource != "" {
 			s.VisibleSources[t.JobsVisibleSource]++
 		}
 	}
@@ -185,7 +184,7 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 		return cmp.Or(cmp.Compare(order[a.strategy], order[b.strategy]), cmp.Compare(a.strategy, b.strategy),
 			cmp.Compare(a.quality, b.quality), cmp.Compare(a.segment, b.segment))
 	})
-	e2e, det := bench.NewHistogram(), bench.NewHistogram() // reused: Reset between rows (188 KB each)
+	e2e, det := record.NewHistogram(), record.NewHistogram() // reused: Reset between rows (188 KB each)
 	for _, k := range keys {
 		e2e.Reset()
 		det.Reset()
@@ -200,28 +199,28 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 	return s, nil
 }
 
-func summarizeRow(strategy string, quality int, trials []bench.TrialRecord, ps, detPs []float64, e2e, det *hdrhistogram.Histogram) Row {
+func summarizeRow(strategy string, quality int, trials []record.Trial, ps, detPs []float64, e2e, det *hdrhistogram.Histogram) Row {
 	row := Row{Strategy: strategy, ImageQuality: quality, N: len(trials)}
 	var e2eOver, detOver int
 	var reqs []int
 	for _, t := range trials {
-		if t.Result != bench.ResultOK {
+		if t.Result != record.ResultOK {
 			row.Errors++
 			if row.ErrorsByClass == nil {
 				row.ErrorsByClass = map[string]int{}
 			}
 			row.ErrorsByClass[cmp.Or(t.ErrorClass, t.Result)]++
-			if t.FailedIn == bench.PhaseCreate || t.FailedIn == bench.PhaseUpload {
+			if t.FailedIn == record.PhaseCreate || t.FailedIn == record.PhaseUpload {
 				row.SetupErrors++
 			}
 			continue
 		}
 		row.OK++
 		reqs = append(reqs, t.Requests)
-		if !record(e2e, t.EndToEndMs) {
+		if !recordMs(e2e, t.EndToEndMs) {
 			e2eOver++
 		}
-		if !record(det, t.DetectionDelayMs) {
+		if !recordMs(det, t.DetectionDelayMs) {
 			detOver++
 		}
 	}
@@ -239,8 +238,8 @@ func summarizeRow(strategy string, quality int, trials []bench.TrialRecord, ps, 
 	return row
 }
 
-// record adds v (ms) to h; false if it was present but out of range.
-func record(h *hdrhistogram.Histogram, v *float64) bool {
+// recordMs adds v (ms) to h; false if it was present but out of range.
+func recordMs(h *hdrhistogram.Histogram, v *float64) bool {
 	if v == nil {
 		return true
 	}
@@ -263,17 +262,17 @@ func nsToMs(ns int64) float64 { return float64(ns) / float64(time.Millisecond) }
 
 // canceledByInterrupt: the trial was cut short by the run's interruption, which says nothing about its
 // strategy. Runs recorded before ResultCanceled wrote such trials as errors of class "canceled".
-func canceledByInterrupt(t bench.TrialRecord) bool {
-	return t.Result == bench.ResultCanceled || (t.Result == bench.ResultError && t.ErrorClass == "canceled")
+func canceledByInterrupt(t record.Trial) bool {
+	return t.Result == record.ResultCanceled || (t.Result == record.ResultError && t.ErrorClass == "canceled")
 }
 
 // isSegmentSweep reports whether run varies the segment size (trials or configuration).
 func isSegmentSweep(run *Run) bool {
-	return varies(run, func(t bench.TrialRecord) int { return t.SegmentSize }, run.Meta.Config.SegmentSizes)
+	return varies(run, func(t record.Trial) int { return t.SegmentSize }, run.Meta.Config.SegmentSizes)
 }
 
 // varies reports whether a setting takes more than one value over run's trials and configured values.
-func varies(run *Run, of func(bench.TrialRecord) int, configured []int) bool {
+func varies(run *Run, of func(record.Trial) int, configured []int) bool {
 	seen := map[int]bool{}
 	for _, t := range run.Trials {
 		seen[of(t)] = true
@@ -297,7 +296,7 @@ func cellName(s *Summary, row Row) string {
 }
 
 // serverName says what a run measured: the emulator and its profile, or the server's version and address.
-func serverName(m bench.Meta) string {
+func serverName(m record.Meta) string {
 	switch {
 	case m.Target == "embedded" && m.EmulatorProfile != "":
 		return "emulator profile " + m.EmulatorProfile

@@ -4,7 +4,7 @@
 //
 //   - Live: Metrics implements bench.Observer and updates counters, gauges and histograms while a run is in
 //     progress, on a registerer the caller supplies (never the global one). Serve exposes it for scraping.
-//   - End of run: Run is built once from the raw []bench.TrialRecord of a finished run and exposes exact HDR
+//   - End of run: Run is built once from the raw []record.Trial of a finished run and exposes exact HDR
 //     quantiles as a const summary plus run gauges. It is pushed to a Pushgateway (Push) with target and
 //     strategy in the grouping key, or written as a node_exporter textfile (WriteTextfile).
 //
@@ -19,7 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 )
 
@@ -69,7 +69,7 @@ const (
 )
 
 // Results are the values of the result label, pre-created per strategy so that rate() sees the first error.
-var Results = []string{bench.ResultOK, bench.ResultTimeout, bench.ResultError}
+var Results = []string{record.ResultOK, record.ResultTimeout, record.ResultError}
 
 // BuildInfo is what cvatbench_build_info reports.
 type BuildInfo struct {
@@ -116,8 +116,6 @@ type Metrics struct {
 	mu   sync.Mutex
 	seen map[string]bool // strategies whose series were pre-created
 }
-
-var _ bench.Observer = (*Metrics)(nil)
 
 // New registers the live metrics and cvatbench_build_info on reg. The series of the given strategies are
 // created at zero right away, so that the first scrape already sees them and rate() counts the first trial
@@ -198,7 +196,7 @@ func (m *Metrics) init(strategy string) {
 	for _, r := range Results {
 		m.tasks.WithLabelValues(strategy, r)
 	}
-	m.timeToJobs.WithLabelValues(strategy, bench.ResultOK)
+	m.timeToJobs.WithLabelValues(strategy, record.ResultOK)
 	m.inFlight.WithLabelValues(strategy)
 	m.requestsPerTask.WithLabelValues(strategy)
 	m.overshoot.WithLabelValues(strategy)
@@ -226,7 +224,7 @@ func (m *Metrics) APICall(strategy string, c cvat.Call) {
 // end-to-end time; the schedule lag exists only in open loop) are not observed, and neither are negative
 // ones: a negative detection delay is clock-offset error, kept in results/ but meaningless in a histogram
 // (it would make _sum decrease). requests_per_task counts trials that reached the wait phase.
-func (m *Metrics) TrialFinished(rec bench.TrialRecord) {
+func (m *Metrics) TrialFinished(rec record.Trial) {
 	s := rec.Strategy
 	m.init(s)
 	m.inFlight.WithLabelValues(s).Dec()

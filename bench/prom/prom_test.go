@@ -12,6 +12,7 @@ import (
 
 	"github.com/cvatbench/cvatbench/bench"
 	"github.com/cvatbench/cvatbench/bench/prom"
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 )
 
@@ -67,18 +68,18 @@ func drive(o bench.Observer) {
 	o.APICall("poll", cvat.Call{Method: "GET", Endpoint: "/api/requests/{rq_id}", Status: 200})
 	o.APICall("sdk", cvat.Call{Method: "GET", Endpoint: "/api/jobs", Status: 503})
 	o.APICall("sdk", cvat.Call{Method: "GET", Endpoint: "/api/jobs", Status: 0, Err: fmt.Errorf("connection reset")})
-	o.TrialFinished(bench.TrialRecord{
-		Strategy: "poll", Result: bench.ResultOK, UploadDoneAt: at(1), Requests: 4,
+	o.TrialFinished(record.Trial{
+		Strategy: "poll", Result: record.ResultOK, UploadDoneAt: at(1), Requests: 4,
 		EndToEndMs: ptr(1500), DetectionDelayMs: ptr(120), ServerQueueMs: ptr(30), ServerProcessingMs: ptr(900),
 	})
-	o.TrialFinished(bench.TrialRecord{
-		Strategy: "poll", Result: bench.ResultTimeout, ErrorClass: "timeout", UploadDoneAt: at(2), Requests: 40,
+	o.TrialFinished(record.Trial{
+		Strategy: "poll", Result: record.ResultTimeout, ErrorClass: "timeout", UploadDoneAt: at(2), Requests: 40,
 	})
-	o.TrialFinished(bench.TrialRecord{
-		Strategy: "sdk", Result: bench.ResultOK, UploadDoneAt: at(3), Requests: 1,
+	o.TrialFinished(record.Trial{
+		Strategy: "sdk", Result: record.ResultOK, UploadDoneAt: at(3), Requests: 1,
 		EndToEndMs: ptr(700), DetectionDelayMs: ptr(-3), ScheduleLagMs: ptr(12), // negative: clock-offset error, skipped
 	})
-	o.TrialFinished(bench.TrialRecord{Strategy: "sdk", Result: bench.ResultError, ErrorClass: "http_5xx"}) // before the wait
+	o.TrialFinished(record.Trial{Strategy: "sdk", Result: record.ResultError, ErrorClass: "http_5xx"}) // before the wait
 }
 
 func TestMetricsObserver(t *testing.T) {
@@ -280,14 +281,14 @@ func TestLint(t *testing.T) {
 }
 
 // sampleRecords: poll with ok trials of 1..1000 ms (plus a timeout), sdk with only failures.
-func sampleRecords() []bench.TrialRecord {
-	var recs []bench.TrialRecord
+func sampleRecords() []record.Trial {
+	var recs []record.Trial
 	for i := 1; i <= 1000; i++ {
-		recs = append(recs, bench.TrialRecord{Strategy: "poll", Result: bench.ResultOK, EndToEndMs: ptr(float64(i))})
+		recs = append(recs, record.Trial{Strategy: "poll", Result: record.ResultOK, EndToEndMs: ptr(float64(i))})
 	}
 	recs = append(recs,
-		bench.TrialRecord{Strategy: "poll", Result: bench.ResultTimeout},
-		bench.TrialRecord{Strategy: "sdk", Result: bench.ResultError},
+		record.Trial{Strategy: "poll", Result: record.ResultTimeout},
+		record.Trial{Strategy: "sdk", Result: record.ResultError},
 	)
 	return recs
 }
@@ -299,7 +300,7 @@ func TestRunSummaryQuantilesAreHDR(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Independent reference: the same samples in a fresh HDR histogram, asked in percent.
-	h := bench.NewHistogram()
+	h := record.NewHistogram()
 	sum := 0.0
 	for i := 1; i <= 1000; i++ {
 		if err := h.RecordValue(int64(i) * int64(time.Millisecond)); err != nil {
@@ -421,9 +422,9 @@ func TestRunUnknownStrategy(t *testing.T) {
 }
 
 func TestRunOverflowCounted(t *testing.T) {
-	recs := []bench.TrialRecord{
-		{Strategy: "poll", Result: bench.ResultOK, EndToEndMs: ptr(float64(2 * time.Hour / time.Millisecond))},
-		{Strategy: "poll", Result: bench.ResultOK, EndToEndMs: ptr(10)},
+	recs := []record.Trial{
+		{Strategy: "poll", Result: record.ResultOK, EndToEndMs: ptr(float64(2 * time.Hour / time.Millisecond))},
+		{Strategy: "poll", Result: record.ResultOK, EndToEndMs: ptr(10)},
 	}
 	run := prom.NewRun(recs, prom.RunInfo{}, testBuild)
 	if got := run.Overflow("poll"); got != 1 {
@@ -437,3 +438,7 @@ func TestRunOverflowCounted(t *testing.T) {
 		t.Errorf("summary series = %d, want 1", n)
 	}
 }
+
+// Metrics is the runner's observer; the assertion lives here so that the package itself reads results without
+// importing the engine.
+var _ bench.Observer = (*prom.Metrics)(nil)

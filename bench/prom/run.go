@@ -8,9 +8,8 @@ import (
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/cvatbench/cvatbench/bench"
 )
 
 // Quantiles are the quantiles of cvatbench_run_time_to_jobs_seconds as Prometheus fractions. This is the only
@@ -41,17 +40,17 @@ type runStrategy struct {
 }
 
 // NewRun builds the end-of-run metrics from records: per strategy, the end-to-end times of its ok trials go
-// into one HDR histogram (bench.NewHistogram). Strategies whose trials all failed still appear, with a zero
+// into one HDR histogram (record.NewHistogram). Strategies whose trials all failed still appear, with a zero
 // count and NaN quantiles.
-func NewRun(records []bench.TrialRecord, info RunInfo, build BuildInfo) *Run {
+func NewRun(records []record.Trial, info RunInfo, build BuildInfo) *Run {
 	r := &Run{info: info, build: build, strat: map[string]*runStrategy{}}
 	for _, rec := range records {
 		s := r.strat[rec.Strategy]
 		if s == nil {
-			s = &runStrategy{h: bench.NewHistogram()}
+			s = &runStrategy{h: record.NewHistogram()}
 			r.strat[rec.Strategy] = s
 		}
-		if rec.Result != bench.ResultOK || rec.EndToEndMs == nil {
+		if rec.Result != record.ResultOK || rec.EndToEndMs == nil {
 			continue
 		}
 		ns := int64(math.Round(*rec.EndToEndMs * float64(time.Millisecond)))

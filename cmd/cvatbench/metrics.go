@@ -21,6 +21,7 @@ import (
 
 	"github.com/cvatbench/cvatbench/bench"
 	"github.com/cvatbench/cvatbench/bench/prom"
+	"github.com/cvatbench/cvatbench/bench/record"
 )
 
 // buildMeta is what a run reports about the binary: cvatbench_build_info (the Go version is added here).
@@ -174,7 +175,7 @@ func (s *metricsSession) Observer() bench.Observer { return s.metrics }
 // final values are scraped; Ctrl-C, i.e. ctx, ends it early), --push-delete removes the groups, and the
 // server stops. Exports run even when ctx is already cancelled (an interrupted run still reports, as a
 // failure). Every step runs; their errors are joined.
-func (s *metricsSession) Finish(ctx context.Context, records []bench.TrialRecord, runDuration time.Duration, thresholdFailures int, success bool) error {
+func (s *metricsSession) Finish(ctx context.Context, records []record.Trial, runDuration time.Duration, thresholdFailures int, success bool) error {
 	if s.finished {
 		return errors.New("metrics: Finish called twice")
 	}

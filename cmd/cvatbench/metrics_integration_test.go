@@ -24,6 +24,7 @@ import (
 
 	"github.com/cvatbench/cvatbench/bench"
 	"github.com/cvatbench/cvatbench/bench/prom"
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/cvatsim"
 	"github.com/cvatbench/cvatbench/internal/schemacheck"
@@ -282,7 +283,7 @@ scrape_configs:
 	strategies := []string{"poll", "sdk"}
 	args := []string{"--metrics-addr", metricsAddr, "--linger", "1m", "--pushgateway", "http://" + pgwAddr,
 		"--target", "emulator", "--strategies", strings.Join(strategies, ",")}
-	var records []bench.TrialRecord
+	var records []record.Trial
 	err = metricsApp(ctx, args, io.Discard, func(c *cli.Context) error {
 		ms, err := startMetrics(c, buildMeta{Version: "v0.0.0-test", Commit: "integration"})
 		if err != nil {
@@ -381,11 +382,11 @@ func checkDashboard(t *testing.T, promURL string) {
 // checkQuantiles compares Prometheus's view with the exact HDR quantile of the records: the pushed summary
 // must carry the HDR value itself, and histogram_quantile over the live buckets must land within the width of
 // the bucket that holds it.
-func checkQuantiles(t *testing.T, promURL string, records []bench.TrialRecord, strategy string) {
+func checkQuantiles(t *testing.T, promURL string, records []record.Trial, strategy string) {
 	t.Helper()
-	h := bench.NewHistogram()
+	h := record.NewHistogram()
 	for _, r := range records {
-		if r.Strategy == strategy && r.Result == bench.ResultOK && r.EndToEndMs != nil {
+		if r.Strategy == strategy && r.Result == record.ResultOK && r.EndToEndMs != nil {
 			if err := h.RecordValue(int64(math.Round(*r.EndToEndMs * 1e6))); err != nil {
 				t.Fatal(err)
 			}

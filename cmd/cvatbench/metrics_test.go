@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/urfave/cli/v2"
 
-	"github.com/cvatbench/cvatbench/bench"
 	"github.com/cvatbench/cvatbench/bench/prom"
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 )
 
@@ -136,7 +136,7 @@ cvatbench_tasks_in_flight{strategy="sdk"} 0
 		obs.TrialStarted("poll")
 		obs.APICall("poll", cvat.Call{Method: "GET", Endpoint: "/api/jobs", Status: 200})
 		e2e := 2500.0
-		rec := bench.TrialRecord{Strategy: "poll", Result: bench.ResultOK, EndToEndMs: &e2e}
+		rec := record.Trial{Strategy: "poll", Result: record.ResultOK, EndToEndMs: &e2e}
 		obs.TrialFinished(rec)
 		want = `
 # HELP cvatbench_tasks_total Finished trials (one task each) by result.
@@ -151,7 +151,7 @@ cvatbench_tasks_total{result="timeout",strategy="sdk"} 0
 		if err := testutil.ScrapeAndCompare(url, strings.NewReader(want), prom.NameTasks); err != nil {
 			t.Error(err)
 		}
-		return s.Finish(c.Context, []bench.TrialRecord{rec}, 4*time.Second, 1, false)
+		return s.Finish(c.Context, []record.Trial{rec}, 4*time.Second, 1, false)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/internal/realserver"
 	"github.com/cvatbench/cvatbench/report"
 	"github.com/cvatbench/cvatbench/strategies"
@@ -143,9 +143,9 @@ func TestRealServerQualitySweep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byCell := map[[2]int][]bench.ChunkProbe{}
+	byCell := map[[2]int][]record.ChunkProbe{}
 	for _, rec := range run.Trials {
-		if rec.Result != bench.ResultOK || rec.Chunks == nil || rec.Chunks.Error != "" || rec.Chunks.ColdMs == nil || rec.Chunks.WarmMs == nil {
+		if rec.Result != record.ResultOK || rec.Chunks == nil || rec.Chunks.Error != "" || rec.Chunks.ColdMs == nil || rec.Chunks.WarmMs == nil {
 			t.Fatalf("trial %d: %s, probe %+v", rec.Seq, rec.Result, rec.Chunks)
 		}
 		p := *rec.Chunks

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/report"
 )
 
@@ -26,10 +27,10 @@ func writeResults(t *testing.T, id string, n int, scale float64, strategies ...s
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	meta := bench.Meta{RunID: id, StartedAt: time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC),
+	meta := record.Meta{RunID: id, StartedAt: time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC),
 		Config: bench.Config{Strategies: strategies, ImageQualities: []int{70}}}
 	b, _ := json.Marshal(meta)
-	if err := os.WriteFile(filepath.Join(dir, bench.MetaFile), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, record.MetaFile), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var lines bytes.Buffer
@@ -37,13 +38,13 @@ func writeResults(t *testing.T, id string, n int, scale float64, strategies ...s
 		for j, s := range strategies {
 			e2e := scale * (900 + 200*math.Sin(float64(i*7+j))) // deterministic spread
 			det := 20 + float64(i%5)
-			rec := bench.TrialRecord{RunID: id, Seq: i*len(strategies) + j, Strategy: s, ImageQuality: 70, Result: bench.ResultOK,
+			rec := record.Trial{RunID: id, Seq: i*len(strategies) + j, Strategy: s, ImageQuality: 70, Result: record.ResultOK,
 				EndToEndMs: &e2e, DetectionDelayMs: &det, Requests: 2 + i%2}
 			b, _ := json.Marshal(rec)
 			lines.Write(append(b, '\n'))
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, bench.TrialsFile), lines.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, record.TrialsFile), lines.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/cvatsim"
 	"github.com/cvatbench/cvatbench/report"
@@ -41,12 +42,12 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "org", Usage: "organization slug; empty: personal sandbox"},
 			&cli.StringFlag{Name: "clock", Value: "auto", Usage: "clock-offset estimate for a real server: ping (webhook pings to a receiver on 127.0.0.1, for a server on this host; ±1 ms), upload (per trial, from the upload call; ±tens of ms), auto (ping for a loopback --url, else upload)"},
 			&cli.StringSliceFlag{Name: "strategies", Value: cli.NewStringSlice(d.Strategies...), Usage: "wait strategies to compare"},
-			&cli.IntFlag{Name: "tasks", Value: d.TasksPerStrategy, Usage: fmt.Sprintf("tasks per strategy (and image quality and segment size), at most %d, and at most %d trials in the run", bench.MaxTasksPerStrategy, bench.MaxTrials)},
-			&cli.IntFlag{Name: "concurrency", Value: d.Concurrency, Usage: fmt.Sprintf("closed loop: trials in flight, at most %d", bench.MaxConcurrency)},
+			&cli.IntFlag{Name: "tasks", Value: d.TasksPerStrategy, Usage: fmt.Sprintf("tasks per strategy (and image quality and segment size), at most %d, and at most %d trials in the run", record.MaxTasksPerStrategy, record.MaxTrials)},
+			&cli.IntFlag{Name: "concurrency", Value: d.Concurrency, Usage: fmt.Sprintf("closed loop: trials in flight, at most %d", record.MaxConcurrency)},
 			&cli.Float64Flag{Name: "rate", Usage: "open loop: trials started per second (instead of --concurrency)"},
-			&cli.IntFlag{Name: "max-in-flight", Usage: fmt.Sprintf("open loop: trials at once at most; a trial due beyond it is dropped: recorded, never started, reported apart (0: %d)", bench.MaxConcurrency)},
-			&cli.IntFlag{Name: "images", Value: d.Images, Usage: fmt.Sprintf("images per task, at most %d; generated: images × width × height at most %d pixels", bench.MaxImages, bench.MaxWorkloadPixels)},
-			&cli.StringFlag{Name: "image-size", Value: d.ImageSize, Usage: fmt.Sprintf("generated image size WxH, sides at most %d", bench.MaxImageSide)},
+			&cli.IntFlag{Name: "max-in-flight", Usage: fmt.Sprintf("open loop: trials at once at most; a trial due beyond it is dropped: recorded, never started, reported apart (0: %d)", record.MaxConcurrency)},
+			&cli.IntFlag{Name: "images", Value: d.Images, Usage: fmt.Sprintf("images per task, at most %d; generated: images × width × height at most %d pixels", record.MaxImages, record.MaxWorkloadPixels)},
+			&cli.StringFlag{Name: "image-size", Value: d.ImageSize, Usage: fmt.Sprintf("generated image size WxH, sides at most %d", record.MaxImageSide)},
 			&cli.StringFlag{Name: "image-format", Value: d.ImageFormat, Usage: "generated image format: jpeg, png"},
 			&cli.StringFlag{Name: "images-dir", Usage: "upload these images (sorted by name) instead of generated ones"},
 			&cli.IntSliceFlag{Name: "image-quality", Value: cli.NewIntSlice(d.ImageQualities...), Usage: "image_quality; several values make a sweep"},
@@ -125,7 +126,7 @@ func runConfig(c *cli.Context) bench.Config {
 	// --duration alone runs until the time is up: the default task count does not apply.
 	if cfg.Duration > 0 && !c.IsSet("tasks") {
 		cells := max(len(cfg.Strategies)*len(cfg.ImageQualities)*len(cfg.SegmentSizes), 1)
-		cfg.TasksPerStrategy = min(bench.MaxTasksPerStrategy, bench.MaxTrials/cells)
+		cfg.TasksPerStrategy = min(record.MaxTasksPerStrategy, record.MaxTrials/cells)
 	}
 	// --rate alone means open loop: the default concurrency does not apply.
 	if c.IsSet("rate") && !c.IsSet("concurrency") {
@@ -167,16 +168,16 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	if target != nil && !c.IsSet("chunks") {
-		cfg.Chunks = bench.ChunksFirst // a quality target is checked against the chunks
+		cfg.Chunks = record.ChunksFirst // a quality target is checked against the chunks
 	}
 	outOpts := report.Options{Format: c.String("output")}
 	if err := outOpts.Validate(); err != nil {
 		return usageError("run: --output: %s", oneLine(err))
 	}
-	if err := errors.Join(urlErr, cfg.Validate(), sloErr); err != nil {
+	if err := errors.Join(urlErr, bench.Validate(cfg), sloErr); err != nil {
 		return usageError("run: %s", oneLine(err))
 	}
-	if target != nil && cfg.ChunkMode() == bench.ChunksNone {
+	if target != nil && cfg.ChunkMode() == record.ChunksNone {
 		return usageError("run: --quality-target needs the chunk probe, which --chunks none turns off")
 	}
 	if c.IsSet("sim-static-cache") && cfg.Target != "" {

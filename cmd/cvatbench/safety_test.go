@@ -22,7 +22,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/cvatsim"
 	"github.com/cvatbench/cvatbench/report"
@@ -64,7 +64,7 @@ func TestInterruptCleansUpAndLeavesValidResults(t *testing.T) {
 			out := t.TempDir()
 			p := safetyStart(t, safetyEnv("CVAT_PASSWORD="+safetyPassword), nil, "run", "--url", base, "--user", "admin",
 				"--tasks", "20", "--strategies", "poll,sdk", "--out", out)
-			safetyWaitLines(t, filepath.Join(out, "*", bench.TrialsFile), 1, p)
+			safetyWaitLines(t, filepath.Join(out, "*", record.TrialsFile), 1, p)
 			if err := p.cmd.Process.Signal(tc.sig); err != nil {
 				t.Fatal(err)
 			}
@@ -133,7 +133,7 @@ func TestSecondInterruptExitsAt130(t *testing.T) {
 	env := safetyEnv("CVAT_PASSWORD=" + safetyPassword)
 	heard := &stderrWatch{want: "to exit at once", seen: make(chan struct{})}
 	p := safetyStart(t, env, heard, "run", "--url", base, "--user", "admin", "--tasks", "20", "--strategies", "sdk", "--out", out)
-	safetyWaitLines(t, filepath.Join(out, "*", bench.TrialsFile), 1, p)
+	safetyWaitLines(t, filepath.Join(out, "*", record.TrialsFile), 1, p)
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -201,11 +201,11 @@ func safetyCheckInterruptedResults(t *testing.T, out string) {
 	if m.TrialsRecorded != len(run.Trials) || len(run.Trials) == 0 || len(run.Trials) >= m.TrialsPlanned {
 		t.Errorf("recorded %d, lines %d, planned %d", m.TrialsRecorded, len(run.Trials), m.TrialsPlanned)
 	}
-	if _, err := os.Stat(filepath.Join(dirs[0], bench.MetaFile+".tmp")); err == nil {
+	if _, err := os.Stat(filepath.Join(dirs[0], record.MetaFile+".tmp")); err == nil {
 		t.Error("meta.json.tmp left behind")
 	}
 
-	raw, err := os.ReadFile(filepath.Join(dirs[0], bench.TrialsFile))
+	raw, err := os.ReadFile(filepath.Join(dirs[0], record.TrialsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func safetyCheckInterruptedResults(t *testing.T, out string) {
 	for i, line := range bytes.Split(bytes.TrimSuffix(raw, []byte("\n")), []byte("\n")) {
 		dec := json.NewDecoder(bytes.NewReader(line))
 		dec.DisallowUnknownFields()
-		var r bench.TrialRecord
+		var r record.Trial
 		if err := dec.Decode(&r); err != nil {
 			t.Errorf("line %d: %v", i+1, err)
 			continue
@@ -224,11 +224,11 @@ func safetyCheckInterruptedResults(t *testing.T, out string) {
 		switch {
 		case r.RunID != m.RunID || (r.Strategy != "poll" && r.Strategy != "sdk") || seqs[r.Seq] || r.Seq < 0 || r.Seq >= m.TrialsPlanned:
 			t.Errorf("line %d: run %q strategy %q seq %d", i+1, r.RunID, r.Strategy, r.Seq)
-		case r.Result == bench.ResultOK && (len(r.JobIDs) == 0 || r.JobsObtainedAt == nil || r.EndToEndMs == nil || r.TaskID == 0):
+		case r.Result == record.ResultOK && (len(r.JobIDs) == 0 || r.JobsObtainedAt == nil || r.EndToEndMs == nil || r.TaskID == 0):
 			t.Errorf("line %d: ok trial without its outcome: %s", i+1, line)
-		case r.Result != bench.ResultOK && (r.ErrorClass == "" || r.Error == ""):
+		case r.Result != record.ResultOK && (r.ErrorClass == "" || r.Error == ""):
 			t.Errorf("line %d: failed trial without error class or message: %s", i+1, line)
-		case r.Result != bench.ResultOK && r.Result != "error" && r.Result != "timeout" && r.Result != bench.ResultCanceled:
+		case r.Result != record.ResultOK && r.Result != "error" && r.Result != "timeout" && r.Result != record.ResultCanceled:
 			t.Errorf("line %d: result %q", i+1, r.Result)
 		}
 		seqs[r.Seq] = true

@@ -1,4 +1,4 @@
-package bench
+package record
 
 import "time"
 
@@ -21,7 +21,7 @@ func ToLocal(server time.Time, offset time.Duration) time.Time { return server.A
 // Derive fills the derived durations of rec from its timestamps. End-to-end latency counts from IntendedAt when
 // set (open loop: a late start is the client's fault, not the server's, and still counts) and otherwise from
 // CreateSentAt. Durations whose endpoints are missing stay nil.
-func Derive(rec *TrialRecord) {
+func Derive(rec *Trial) {
 	from := rec.CreateSentAt
 	if rec.IntendedAt != nil {
 		from = rec.IntendedAt
@@ -41,8 +41,9 @@ func between(a, b *time.Time) *float64 {
 	return &v
 }
 
-// timePtr returns a pointer to t in UTC, or nil for the zero time.
-func timePtr(t time.Time) *time.Time {
+// Stamp is t as the results format keeps a timestamp: UTC wall clock (no monotonic reading, so durations
+// derived now equal those derived from the file later), nil for the zero time.
+func Stamp(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
 	}

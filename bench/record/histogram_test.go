@@ -1,4 +1,4 @@
-package bench
+package record
 
 import (
 	"fmt"
@@ -8,8 +8,8 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
 
-func okRecord(strategy string, e2eMs, detMs float64) TrialRecord {
-	return TrialRecord{Strategy: strategy, Result: ResultOK, EndToEndMs: &e2eMs, DetectionDelayMs: &detMs}
+func okRecord(strategy string, e2eMs, detMs float64) Trial {
+	return Trial{Strategy: strategy, Result: ResultOK, EndToEndMs: &e2eMs, DetectionDelayMs: &detMs}
 }
 
 func TestRecorderMerge(t *testing.T) {
@@ -18,7 +18,7 @@ func TestRecorderMerge(t *testing.T) {
 	a.Record(okRecord("poll", 2000, -5)) // negative detection: overflow, not lost silently
 	b.Record(okRecord("poll", 3000, 20))
 	b.Record(okRecord("sdk", 5000, 4000))
-	b.Record(TrialRecord{Strategy: "sdk", Result: ResultTimeout})
+	b.Record(Trial{Strategy: "sdk", Result: ResultTimeout})
 	b.Record(okRecord("sdk", float64(time.Hour/time.Millisecond), 1)) // beyond 30 min
 	if err := a.Merge(b); err != nil {
 		t.Fatal(err)
