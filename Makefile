@@ -8,6 +8,8 @@ BIN      := bin/cvatbench
 PYTHON   ?= .venv/bin/python
 # Freely licensed photographs for image_quality sweeps, fetched once by `make photos` (scripts/photos.sh).
 PHOTOS   ?= $(HOME)/.cache/cvatbench/photos-skimage-0.25.2
+# Prometheus and Pushgateway for the metrics integration test, when not on PATH (scripts/promtools.sh).
+TOOLS    ?= $(HOME)/.cache/cvatbench/bin
 
 .PHONY: build run test gotest conformance bench lint fuzz fuzz-ci soak clean venv replica photos
 
@@ -21,6 +23,9 @@ run: build
 test: build lint photos gotest conformance
 
 gotest:
+	@eval "$$(scripts/promtools.sh $(TOOLS))" && \
+	echo "metrics test: prometheus $$CVATBENCH_PROMETHEUS, pushgateway $$CVATBENCH_PUSHGATEWAY_BIN" && \
+	echo "CVATBENCH_PHOTOS=$(PHOTOS) $(GO) test -race -count=1 -timeout 6m ./..." && \
 	CVATBENCH_PHOTOS=$(PHOTOS) $(GO) test -race -count=1 -timeout 6m ./...
 
 # The sweep test and the README's sweep use these; the first call downloads 15 MB from PyPI.
@@ -43,6 +48,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; find . -name '*.go' -not -path './.venv/*' | sed 's|^\./||') | sort -u); \
 	if [ -n "$$out" ]; then echo "gofmt needed: $$out" >&2; exit 1; fi
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; $(GO) mod tidy -diff >&2; exit 1; }
 
 clean:
 	rm -rf bin
