@@ -64,7 +64,7 @@ FUZZTIME    ?= 30s
 FUZZMINTIME ?= 10s
 # package:target pairs; go test -fuzz runs one target of one package at a time.
 FUZZ_TARGETS := ./cvat:FuzzRequestIDPath ./cvat:FuzzAPIErrorDecoding ./strategies:FuzzWebhookPayload \
-                ./report:FuzzReadTrials ./cvatsim:FuzzUploadParsing
+                ./report:FuzzReadTrials ./bench/record:FuzzDecodeTrialMatchesStd ./cvatsim:FuzzUploadParsing
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -39,3 +39,37 @@ func TestDeletedTasksAndExpiredRequestsAreReleased(t *testing.T) {
 		t.Errorf("after the sweep: expired kept %v, queued kept %v, failed kept %v; want false, true, true", done, queued, failed)
 	}
 }
+
+// The ground truth of deleted tasks is kept for the last keptDeletedTimelines of them only.
+func TestDeletedTimelinesBounded(t *testing.T) {
+	s, err := New(Options{Profile: Profile{Name: "instant"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := &call{r: httptest.NewRequest("DELETE", "/api/tasks/1", nil)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := keptDeletedTimelines + 10
+	for id := 1; id <= n; id++ {
+		tk := &task{id: id, labels: []string{"a"}, jobIDs: []int{id}}
+		s.tasks[id], s.tls[id] = tk, &timeline{}
+		s.deleteTaskLocked(tk, c, false)
+		if tk.labels != nil || tk.jobIDs != nil {
+			t.Fatalf("deleted task %d keeps labels %v, jobs %v", id, tk.labels, tk.jobIDs)
+		}
+	}
+	if len(s.tls) != keptDeletedTimelines {
+		t.Errorf("%d timelines kept, want %d", len(s.tls), keptDeletedTimelines)
+	}
+	for _, id := range []int{1, 10} {
+		if _, ok := s.tls[id]; ok {
+			t.Errorf("timeline of task %d, among the oldest deleted, kept", id)
+		}
+	}
+	for _, id := range []int{11, n} {
+		if _, ok := s.tls[id]; !ok {
+			t.Errorf("timeline of task %d, among the last deleted, dropped", id)
+		}
+	}
+}

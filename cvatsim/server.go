@@ -100,29 +100,31 @@ type Server struct {
 	queueCond *sync.Cond // signalled when the import queue or running set changes
 	closed    bool
 
-	users      []*user
-	sessions   map[string]*session
-	pats       map[string]*pat
-	projects   map[int]*project
-	tasks      map[int]*task
-	jobs       map[int]*job
-	requests   map[string]*request
-	webhooks   map[int]*webhook
-	orgs       map[int]*org
-	members    []*membership
-	delivs     []*delivery
-	queue      []*request
-	running    map[int]int // user id -> running creations (one-job-per-user)
-	processing int         // creations between pick-up and commit, background ones included
-	chunks     map[chunkKey]*chunkEntry
-	tls        map[int]*timeline // ground truth per task id; kept after deletion
-	timers     map[int]func() bool
-	timerSeq   int
-	reqSeq     int
-	lastID     map[string]int
-	whQueue    []*whItem
-	whCond     *sync.Cond
-	whRunning  bool
+	users       []*user
+	sessions    map[string]*session
+	pats        map[string]*pat
+	projects    map[int]*project
+	tasks       map[int]*task
+	jobs        map[int]*job
+	requests    map[string]*request
+	webhooks    map[int]*webhook
+	orgs        map[int]*org
+	members     []*membership
+	delivs      []*delivery
+	queue       []*request
+	running     map[int]int // user id -> running creations (one-job-per-user)
+	processing  int         // creations between pick-up and commit, background ones included
+	chunks      map[chunkKey]*chunkEntry
+	tls         map[int]*timeline // ground truth per task id; kept after deletion (keptDeletedTimelines)
+	deletedTLs  []int             // deleted task ids whose timelines are kept: a ring
+	deletedNext int               // next slot of deletedTLs to reuse
+	timers      map[int]func() bool
+	timerSeq    int
+	reqSeq      int
+	lastID      map[string]int
+	whQueue     []*whItem
+	whCond      *sync.Cond
+	whRunning   bool
 }
 
 // New validates opts and starts the import workers and the webhook worker.

@@ -380,10 +380,29 @@ func (s *Server) deleteTaskLocked(t *task, c *call, events bool) {
 		}
 	}
 	t.deleted = true
-	// Its requests (a failed one stays a year) and its timeline keep pointing at the task: let its bytes go.
-	// A pipeline still running holds its own references and fails at the commit.
-	t.files, t.tus, t.frames = nil, nil, nil
+	// Its request (a failed one stays a year, a finished one RequestTTL) keeps pointing at the task: keep
+	// only what rendering the request needs (id, project, organization). A pipeline still running holds its
+	// own references and fails at the commit.
+	t.files, t.tus, t.frames, t.labels, t.labelID, t.jobIDs = nil, nil, nil, nil, nil, nil
 	delete(s.tasks, t.id)
+	s.forgetTimelineLaterLocked(t.id)
+}
+
+// keptDeletedTimelines bounds the ground truth kept for deleted tasks: enough for a run's report and tests
+// to read its tasks' timelines after its cleanup, without a soak of many runs growing without bound.
+const keptDeletedTimelines = 4096
+
+// forgetTimelineLaterLocked queues the timeline of a deleted task; beyond keptDeletedTimelines the oldest
+// goes.
+func (s *Server) forgetTimelineLaterLocked(id int) {
+	if len(s.deletedTLs) < keptDeletedTimelines {
+		s.deletedTLs = append(s.deletedTLs, id)
+		return
+	}
+	i := s.deletedNext % keptDeletedTimelines // a ring: the slot of the oldest
+	delete(s.tls, s.deletedTLs[i])
+	s.deletedTLs[i] = id
+	s.deletedNext++
 }
 
 // handleTaskStatus is the deprecated GET /api/tasks/{id}/status (API.md

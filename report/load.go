@@ -3,8 +3,6 @@
 package report
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,26 +71,7 @@ func Load(dir string) (*Run, error) {
 // ReadTrials decodes JSON lines of TrialRecords. An unterminated last line that does not parse is dropped
 // (truncated = true): it is what a crash mid-append leaves.
 func ReadTrials(r io.Reader) (trials []record.Trial, truncated bool, err error) {
-	br := bufio.NewReader(r)
-	for n := 1; ; n++ {
-		line, rerr := br.ReadBytes('\n')
-		if len(bytes.TrimSpace(line)) > 0 {
-			var rec record.Trial
-			if err := json.Unmarshal(line, &rec); err != nil {
-				if errors.Is(rerr, io.EOF) && !bytes.HasSuffix(line, []byte("\n")) {
-					return trials, true, nil
-				}
-				return nil, false, fmt.Errorf("line %d: %w", n, err)
-			}
-			trials = append(trials, rec)
-		}
-		if errors.Is(rerr, io.EOF) {
-			return trials, false, nil
-		}
-		if rerr != nil {
-			return nil, false, rerr
-		}
-	}
+	return record.ReadTrials(r)
 }
 
 func readHlog(path string, into map[string]*hdrhistogram.Histogram) error {

@@ -1,0 +1,81 @@
+package report
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cvatbench/cvatbench/bench/record"
+)
+
+// writeBigRun writes a finished run of n trials shaped like real ones (every timestamp and derived figure
+// set) for the loader benchmarks.
+func writeBigRun(b *testing.B, n int) string {
+	b.Helper()
+	dir := b.TempDir()
+	strats := []string{"poll", "sdk", "backoff", "webhook"}
+	start := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	end := start.Add(time.Hour)
+	meta := record.Meta{RunID: "big", Config: record.Config{Strategies: strats, ImageQualities: []int{70}, TasksPerStrategy: n / len(strats)},
+		Target: "embedded", Loop: record.LoopClosed, TrialsPlanned: n, TrialsRecorded: n, StartedAt: start, FinishedAt: &end}
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, record.MetaFile), mb, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, record.TrialsFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	for i := range n {
+		t0 := start.Add(time.Duration(i) * time.Millisecond)
+		at := func(ms int) *time.Time { t := t0.Add(time.Duration(ms) * time.Millisecond); return &t }
+		tr := record.Trial{RunID: "big", Seq: i, Strategy: strats[i%len(strats)], ImageQuality: 70, Images: 10, SegmentSize: 5,
+			TaskID: 1000 + i, Result: record.ResultOK, JobIDs: []int{3 * i, 3*i + 1}, CreateSentAt: at(0), TaskCreatedAt: at(40),
+			UploadDoneAt: at(120), JobsObtainedAt: at(400 + i%300), JobsVisibleAt: at(390), RequestCreatedAt: at(110),
+			RequestStartedAt: at(130), RequestFinishedAt: at(395), Requests: 3 + i%4,
+			RequestsByEndpoint: map[string]int{"GET /api/jobs 200": 2, "GET /api/requests/{rq_id} 200": 1 + i%4}}
+		record.Derive(&tr)
+		if err := enc.Encode(tr); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+// BenchmarkLoad1M loads and validates a run of 1,000,000 trials (issue: under 3 s).
+func BenchmarkLoad1M(b *testing.B) {
+	dir := writeBigRun(b, 1_000_000)
+	st, _ := os.Stat(filepath.Join(dir, record.TrialsFile))
+	b.SetBytes(st.Size())
+	b.ResetTimer()
+	for b.Loop() {
+		run, err := Load(dir)
+		if err != nil || len(run.Trials) != 1_000_000 {
+			b.Fatalf("load: %v", err)
+		}
+	}
+}
+
+func BenchmarkLoad100k(b *testing.B) {
+	dir := writeBigRun(b, 100_000)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := Load(dir); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
