@@ -412,7 +412,7 @@ func (s *Server) uploadFinish(c *call, t *task) {
 	}
 	// A finished or failed request is deleted and re-queued under the same id.
 	s.reqSeq++
-	rq := &request{id: rqID, task: t, owner: c.user, status: stQueued, created: now, params: params, seq: s.reqSeq}
+	rq := &request{id: rqID, task: t, ref: refOf(t), owner: c.user, status: stQueued, created: now, params: params, seq: s.reqSeq}
 	s.requests[rqID] = rq
 	if s.reqSeq%requestSweepEvery == 0 {
 		s.sweepRequestsLocked()

@@ -139,7 +139,8 @@ type job struct {
 // request is a background request (an RQ job) creating a task's data.
 type request struct {
 	id       string
-	task     *task
+	task     *task   // nil once the task is deleted and the request done
+	ref      taskRef // what the request renders of its task, kept after the task goes
 	owner    *user
 	status   string
 	message  string
@@ -154,6 +155,17 @@ type request struct {
 	// has no task, is never listed and leaves no timeline.
 	background bool
 }
+
+// taskRef is what a request needs of its task once the task is gone: a done request outlives it by
+// RequestTTL (a failed one by a year), and a long run must not keep every deleted task for that.
+type taskRef struct {
+	id      int
+	project *project
+	org     *org
+	owner   *user
+}
+
+func refOf(t *task) taskRef { return taskRef{id: t.id, project: t.project, org: t.org, owner: t.owner} }
 
 // Request statuses (API.md §6.1).
 const (

@@ -371,7 +371,7 @@ func (s *Server) fail(rq *request, msg string) {
 	now := s.now()
 	s.mu.Lock()
 	rq.status, rq.finished, rq.message = stFailed, now, msg
-	if tl := s.tls[rq.task.id]; tl != nil {
+	if tl := s.tls[rq.ref.id]; tl != nil {
 		tl.failed = true
 		tl.finished = now
 		if !tl.closed {

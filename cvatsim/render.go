@@ -180,8 +180,8 @@ func (s *Server) renderProject(p *project, base string) obj {
 // renderRequest is RequestSerializer (API.md §6.1, §11.3). Callers hold s.mu.
 func (s *Server) renderRequest(rq *request) obj {
 	var projectID any
-	if rq.task.project != nil {
-		projectID = rq.task.project.id
+	if rq.ref.project != nil {
+		projectID = rq.ref.project.id
 	}
 	var expiry any
 	if rq.status == stFinished {
@@ -192,7 +192,7 @@ func (s *Server) renderRequest(rq *request) obj {
 		{"message", rq.message},
 		{"id", rq.id},
 		{"operation", obj{{"type", "create:task"}, {"target", "task"}, {"project_id", projectID},
-			{"task_id", rq.task.id}, {"job_id", nil}, {"org_id", orgIDOf(rq.task.org)}, {"format", nil}, {"lightweight", nil}}},
+			{"task_id", rq.ref.id}, {"job_id", nil}, {"org_id", orgIDOf(rq.ref.org)}, {"format", nil}, {"lightweight", nil}}},
 		{"progress", rq.progress},
 		{"created_date", fmtTime(rq.created)},
 		{"started_date", timeOrNil(rq.started)},

@@ -67,7 +67,7 @@ func (s *Server) handleGetRequest(c *call) {
 		_, _ = io.WriteString(c.w, "There is no request with specified id")
 		return
 	}
-	if !canSee(c.user, rq.owner) && !canSee(c.user, rq.task.owner) {
+	if !canSee(c.user, rq.owner) && !canSee(c.user, rq.ref.owner) {
 		s.mu.Unlock()
 		c.forbidden()
 		return
@@ -86,7 +86,7 @@ func (s *Server) handleListRequests(c *call) {
 	var rqs []*request
 	for id := range s.requests {
 		rq := s.liveRequestLocked(id)
-		if rq == nil || rq.owner != c.user || !c.scope.includes(rq.task.org) || !requestMatches(rq, q) {
+		if rq == nil || rq.owner != c.user || !c.scope.includes(rq.ref.org) || !requestMatches(rq, q) {
 			continue
 		}
 		rqs = append(rqs, rq)
@@ -123,7 +123,7 @@ func requestMatches(rq *request, q url.Values) bool {
 		value string
 	}{
 		{"status", rq.status},
-		{"task_id", itoa(rq.task.id)},
+		{"task_id", itoa(rq.ref.id)},
 		{"action", "create"},
 		{"target", "task"},
 	}
@@ -132,7 +132,7 @@ func requestMatches(rq *request, q url.Values) bool {
 			return false
 		}
 	}
-	if v := q.Get("project_id"); v != "" && (rq.task.project == nil || itoa(rq.task.project.id) != v) {
+	if v := q.Get("project_id"); v != "" && (rq.ref.project == nil || itoa(rq.ref.project.id) != v) {
 		return false
 	}
 	for _, never := range []string{"job_id", "subresource", "format"} {

@@ -384,6 +384,9 @@ func (s *Server) deleteTaskLocked(t *task, c *call, events bool) {
 	// only what rendering the request needs (id, project, organization). A pipeline still running holds its
 	// own references and fails at the commit.
 	t.files, t.tus, t.frames, t.labels, t.labelID, t.jobIDs = nil, nil, nil, nil, nil, nil
+	if rq := s.requests[rqIDFor(t.id)]; rq != nil && rq.task == t && (rq.status == stFinished || rq.status == stFailed) {
+		rq.task, rq.params = nil, dataParams{} // it renders from rq.ref
+	}
 	delete(s.tasks, t.id)
 	s.forgetTimelineLaterLocked(t.id)
 }

@@ -188,7 +188,7 @@ func (s *Server) emitUpdateLocked(event string, proj *project, o *org, key strin
 // emitRequestLocked fires completed:request[create:task] (no sender).
 func (s *Server) emitRequestLocked(rq *request) {
 	const event = "completed:request[create:task]"
-	for _, w := range s.matchingLocked(event, rq.task.project, rq.task.org) {
+	for _, w := range s.matchingLocked(event, rq.ref.project, rq.ref.org) {
 		s.enqueueLocked(w, event, obj{{"event", event}, {"request", s.renderRequest(rq)}, {"webhook_id", w.id}})
 	}
 }
