@@ -45,7 +45,13 @@ func Load(dir string) (*Run, error) {
 		return nil, fmt.Errorf("load run: %w", err)
 	}
 	defer f.Close()
-	run.Trials, run.Truncated, err = ReadTrials(f)
+	// meta.json's count sizes the slice the trials are decoded into, bounded by what the file can hold, so a
+	// forged count allocates nothing big.
+	hint := run.Meta.TrialsRecorded
+	if st, err := f.Stat(); err == nil {
+		hint = min(hint, int(st.Size()/minTrialLine))
+	}
+	run.Trials, run.Truncated, err = record.ReadTrialsN(f, hint)
 	if err != nil {
 		return nil, fmt.Errorf("load run: %s: %w", record.TrialsFile, err)
 	}
@@ -68,8 +74,11 @@ func Load(dir string) (*Run, error) {
 	return run, nil
 }
 
-// ReadTrials decodes JSON lines of TrialRecords. An unterminated last line that does not parse is dropped
-// (truncated = true): it is what a crash mid-append leaves.
+// minTrialLine is less than the shortest line a run writes for a trial (about 150 bytes).
+const minTrialLine = 64
+
+// ReadTrials decodes JSON lines of trials (record.ReadTrials). An unterminated last line that does not parse
+// is dropped (truncated = true): it is what a crash mid-append leaves.
 func ReadTrials(r io.Reader) (trials []record.Trial, truncated bool, err error) {
 	return record.ReadTrials(r)
 }
@@ -142,11 +151,28 @@ func checkTrials(run *Run, sources []string) error {
 		strategies[s] = true
 	}
 	results := map[string]bool{record.ResultOK: true, record.ResultTimeout: true, record.ResultError: true, record.ResultCanceled: true, record.ResultDropped: true}
+	// Seen trials per run id: a bitmap over the planned seqs (the range is checked first), else a set.
 	type key struct {
 		run string
 		seq int
 	}
-	seen := map[key]bool{}
+	seenSet := map[key]bool{}
+	seenSeq := map[string][]bool{}
+	seen := func(run string, seq int) bool {
+		if m.TrialsPlanned == 0 {
+			dup := seenSet[key{run, seq}]
+			seenSet[key{run, seq}] = true
+			return dup
+		}
+		bits := seenSeq[run]
+		if bits == nil {
+			bits = make([]bool, m.TrialsPlanned)
+			seenSeq[run] = bits
+		}
+		dup := bits[seq]
+		bits[seq] = true
+		return dup
+	}
 	for i, t := range run.Trials {
 		n := i + 1
 		switch {
@@ -155,13 +181,12 @@ func checkTrials(run *Run, sources []string) error {
 		case !strategies[t.Strategy]:
 			return fmt.Errorf("record %d: strategy %s is not among meta.json's strategies", n, shown(t.Strategy))
 		case !results[t.Result]:
-			return fmt.Errorf("record %d: result %s is not ok, timeout, error or canceled", n, shown(t.Result))
+			return fmt.Errorf("record %d: result %s is not ok, timeout, error, canceled or dropped", n, shown(t.Result))
 		case t.Seq < 0 || (m.TrialsPlanned > 0 && t.Seq >= m.TrialsPlanned):
 			return fmt.Errorf("record %d: seq %d is outside the %d planned trials", n, t.Seq, m.TrialsPlanned)
-		case seen[key{t.RunID, t.Seq}]:
+		case seen(t.RunID, t.Seq):
 			return fmt.Errorf("record %d: trial %d of run %s appears twice", n, t.Seq, t.RunID)
 		}
-		seen[key{t.RunID, t.Seq}] = true
 	}
 	if m.FinishedAt != nil && (len(run.Trials) != m.TrialsRecorded || run.Truncated) {
 		cut := ""

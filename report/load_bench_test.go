@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,5 +78,25 @@ func BenchmarkLoad100k(b *testing.B) {
 		if _, err := Load(dir); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A forged trials_recorded does not size anything: the file's size bounds the slice the trials go into, and
+// the count mismatch is reported.
+func TestLoadForgedCountAllocatesNothingBig(t *testing.T) {
+	dir := t.TempDir()
+	end := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	meta := record.Meta{RunID: "r", Config: record.Config{Strategies: []string{"poll"}}, TrialsPlanned: 2,
+		TrialsRecorded: 1 << 40, StartedAt: end.Add(-time.Minute), FinishedAt: &end}
+	trials := []record.Trial{{RunID: "r", Seq: 0, Strategy: "poll", Result: record.ResultOK}, {RunID: "r", Seq: 1, Strategy: "poll", Result: record.ResultOK}}
+	if err := writeJSON(filepath.Join(dir, record.MetaFile), meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeTrials(filepath.Join(dir, record.TrialsFile), trials); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(dir)
+	if err == nil || !strings.Contains(err.Error(), "2 complete records, but meta.json says the finished run recorded 1099511627776") {
+		t.Fatalf("Load = %v, want the count mismatch", err)
 	}
 }

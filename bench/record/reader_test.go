@@ -45,13 +45,17 @@ func TestReadTrialsBlocksKeepOrderAndLines(t *testing.T) {
 			b.WriteString("\n") // blank lines are skipped but counted
 		}
 	}
-	trials, truncated, err := ReadTrials(strings.NewReader(b.String()))
-	if err != nil || truncated || len(trials) != n {
-		t.Fatalf("%d trials, truncated %v, %v", len(trials), truncated, err)
-	}
-	for i, tr := range trials {
-		if tr.Seq != i {
-			t.Fatalf("trial %d has seq %d", i, tr.Seq)
+	// Without a size hint, with the right one, one too small (the rest in blocks of their own) and one too
+	// large: the same trials in the same order.
+	for _, hint := range []int{0, n, n / 3, 2 * n} {
+		trials, truncated, err := ReadTrialsN(strings.NewReader(b.String()), hint)
+		if err != nil || truncated || len(trials) != n {
+			t.Fatalf("hint %d: %d trials, truncated %v, %v", hint, len(trials), truncated, err)
+		}
+		for i, tr := range trials {
+			if tr.Seq != i {
+				t.Fatalf("hint %d: trial %d has seq %d", hint, i, tr.Seq)
+			}
 		}
 	}
 	bad := b.String() + `{"seq":"x"}` + "\n" + `{"seq":1}` + "\n"
@@ -59,7 +63,9 @@ func TestReadTrialsBlocksKeepOrderAndLines(t *testing.T) {
 		t.Errorf("error %v, want it at line 30031 (30,000 trials and 30 blank lines before it)", err)
 	}
 	cut := b.String() + `{"run_id":"r","se`
-	if trials, truncated, err := ReadTrials(strings.NewReader(cut)); err != nil || !truncated || len(trials) != n {
-		t.Errorf("cut last line: %d trials, truncated %v, %v", len(trials), truncated, err)
+	for _, hint := range []int{0, n + 1} {
+		if trials, truncated, err := ReadTrialsN(strings.NewReader(cut), hint); err != nil || !truncated || len(trials) != n || trials[n-1].Seq != n-1 {
+			t.Errorf("hint %d, cut last line: %d trials, truncated %v, %v", hint, len(trials), truncated, err)
+		}
 	}
 }
