@@ -11,7 +11,7 @@ PHOTOS   ?= $(HOME)/.cache/cvatbench/photos-skimage-0.25.2
 # Prometheus and Pushgateway for the metrics integration test, when not on PATH (scripts/promtools.sh).
 TOOLS    ?= $(HOME)/.cache/cvatbench/bin
 
-.PHONY: build run test gotest conformance bench lint fuzz fuzz-ci soak clean venv replica photos
+.PHONY: build run test gotest conformance bench lint fuzz fuzz-ci soak soak-sim clean venv replica photos
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cvatbench
@@ -79,5 +79,9 @@ fuzz-ci: FUZZMINTIME = 1s
 fuzz-ci: fuzz
 
 # Leak check under injected faults: 2,000 trials at concurrency 50 (scripts/soak.sh); not part of `make test`.
+# soak-sim: 20 runs of 1,000 trials against one standalone emulator, its RSS after each (scripts/soak-sim.sh).
 soak: build
 	CVATBENCH_BIN=$(CURDIR)/$(BIN) scripts/soak.sh
+
+soak-sim: build
+	CVATBENCH_BIN=$(CURDIR)/$(BIN) scripts/soak-sim.sh
