@@ -226,6 +226,9 @@ func (w *adaptiveWait) listJobs(ctx context.Context, untilPlanEnds bool) (Outcom
 		}
 		sent := w.since()
 		ids, err := listJobIDs(ctx, w.api, allJobsQuery(w.t.TaskID))
+		if err != nil && Transient(err) && ctx.Err() == nil {
+			continue // a missed listing: the plan's next step follows
+		}
 		if err != nil {
 			return Outcome{Request: w.last}, true, err
 		}
@@ -264,7 +267,7 @@ func (w *adaptiveWait) ended(ctx context.Context, rq cvat.Request) (Outcome, err
 	if rq.Status == cvat.StatusFailed {
 		return Outcome{Request: w.last}, failed(rq, w.t.RqID)
 	}
-	ids, err := listJobIDs(ctx, w.api, allJobsQuery(w.t.TaskID))
+	ids, err := patientJobIDs(ctx, w.api, w.clk, allJobsQuery(w.t.TaskID), noPause)
 	if err != nil {
 		return Outcome{Request: w.last}, err
 	}

@@ -65,7 +65,7 @@ func (b *Backoff) Wait(ctx context.Context, api API, clk Clock, t Trial) (Outcom
 	case err != nil:
 		return Outcome{Request: last}, err
 	}
-	ids, err := listJobIDs(ctx, api, allJobsQuery(t.TaskID))
+	ids, err := patientJobIDs(ctx, api, clk, allJobsQuery(t.TaskID), pause)
 	if err != nil {
 		return Outcome{Request: last}, err
 	}
@@ -92,7 +92,7 @@ func jittered(d time.Duration, j, u float64) time.Duration {
 func waitJobsAfterExpiry(ctx context.Context, api API, clk Clock, taskID int, last *cvat.Request,
 	pause func() time.Duration) (Outcome, error) {
 	for {
-		ids, err := listJobIDs(ctx, api, allJobsQuery(taskID))
+		ids, err := patientJobIDs(ctx, api, clk, allJobsQuery(taskID), pause)
 		if err != nil {
 			return Outcome{Request: last}, err
 		}

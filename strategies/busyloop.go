@@ -22,7 +22,7 @@ func (*BusyLoop) Wait(ctx context.Context, api API, clk Clock, t Trial) (Outcome
 		if err := ctx.Err(); err != nil {
 			return Outcome{}, err
 		}
-		ids, err := listJobIDs(ctx, api, q)
+		ids, err := patientJobIDs(ctx, api, clk, q, noPause)
 		if err != nil {
 			return Outcome{}, err
 		}

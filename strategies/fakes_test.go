@@ -107,6 +107,8 @@ type fakeAPI struct {
 	getTaskErr error
 	onCall     func(n int)          // called with the call count after each call
 	rqFault    func(call int) error // if set: GetRequest call number call (0-based) fails with what it returns
+	jobsFault  func(call int) error // the same for ListJobs
+	jobsCalls  int
 
 	mu    sync.Mutex
 	calls []string
@@ -220,6 +222,15 @@ func (f *fakeAPI) ListJobs(ctx context.Context, q cvat.JobsQuery) (cvat.JobPage,
 	at, err := f.begin(fmt.Sprintf("jobs(page=%d,size=%d,sort=%s)", q.Page, q.PageSize, q.Sort))
 	if err != nil {
 		return cvat.JobPage{}, err
+	}
+	f.mu.Lock()
+	call := f.jobsCalls
+	f.jobsCalls++
+	f.mu.Unlock()
+	if f.jobsFault != nil {
+		if err := f.jobsFault(call); err != nil {
+			return cvat.JobPage{}, err
+		}
 	}
 	if q.TaskID != f.taskID {
 		f.t.Errorf("ListJobs task %d, want %d", q.TaskID, f.taskID)

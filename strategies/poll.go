@@ -28,7 +28,7 @@ func (*Polling) Name() string { return "poll" }
 func (p *Polling) Wait(ctx context.Context, api API, clk Clock, t Trial) (Outcome, error) {
 	q := allJobsQuery(t.TaskID)
 	for {
-		ids, err := listJobIDs(ctx, api, q)
+		ids, err := patientJobIDs(ctx, api, clk, q, func() time.Duration { return p.interval })
 		if err != nil {
 			return Outcome{}, err
 		}

@@ -318,3 +318,40 @@ func cutLast(s, sep string) (string, string, bool) {
 	}
 	return s, "", false
 }
+
+// cvatbench's own strategies take a transient failure of a jobs listing (after the client's retries) as one
+// missed listing; the replicas of official tools give up there, as the tools do.
+func TestTransientListingIsOneMissedStep(t *testing.T) {
+	unavailable := &cvat.APIError{Method: "GET", Endpoint: "/api/jobs", Status: 503}
+	for _, tc := range []struct {
+		name    string
+		s       func(t *testing.T) strategies.Strategy
+		patient bool
+	}{
+		{"poll", func(t *testing.T) strategies.Strategy { p, _ := strategies.NewPolling(100 * ms); return p }, true},
+		{"busyloop", func(t *testing.T) strategies.Strategy { return strategies.NewBusyLoop() }, true},
+		{"sdk", func(t *testing.T) strategies.Strategy { s, _ := strategies.NewSDK(100 * ms); return s }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newAutoClock()
+			f := newFakeAPI(t, clk)
+			f.visibleAt, f.finishedAt = 0, 0
+			f.jobsFault = func(call int) error {
+				if call < 2 {
+					return unavailable
+				}
+				return nil
+			}
+			out, err := tc.s(t).Wait(context.Background(), f, clk, trial(f))
+			if !tc.patient {
+				if !errors.Is(err, unavailable) {
+					t.Fatalf("replica: err = %v, want the 503", err)
+				}
+				return
+			}
+			if err != nil || len(out.JobIDs) != 2 || f.jobsCalls != 3 {
+				t.Fatalf("out %+v, err %v, %d listings; want the jobs at the third listing", out, err, f.jobsCalls)
+			}
+		})
+	}
+}

@@ -321,6 +321,25 @@ func listJobIDs(ctx context.Context, api API, q cvat.JobsQuery) ([]int, error) {
 	return slices.Compact(ids), nil
 }
 
+// patientJobIDs is listJobIDs for cvatbench's own strategies: a transient failure (no answer, 429, 502-504,
+// after the client's own retries) is one missed listing, not the end of the wait, so it lists again after
+// pause() until the trial's deadline. The replicas of the official SDK, CLI and web UI do not use it: they
+// give up where those tools give up.
+func patientJobIDs(ctx context.Context, api API, clk Clock, q cvat.JobsQuery, pause func() time.Duration) ([]int, error) {
+	for {
+		ids, err := listJobIDs(ctx, api, q)
+		if err == nil || !Transient(err) || ctx.Err() != nil {
+			return ids, err
+		}
+		if err := sleep(ctx, clk, pause()); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// noPause is the pause of patientJobIDs in loops that never pause: the client's retries already waited.
+func noPause() time.Duration { return 0 }
+
 func appendIDs(ids []int, jobs []cvat.Job) []int {
 	for _, j := range jobs {
 		ids = append(ids, j.ID)

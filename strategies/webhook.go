@@ -559,7 +559,7 @@ func (w *Webhook) Wait(ctx context.Context, api API, clk Clock, t Trial) (Outcom
 		case ids != nil:
 			return Outcome{JobIDs: ids, SeenAt: clk.Now(), Signal: SignalWebhookCreateJob, Request: last}, nil
 		case rq != nil && rq.Status == cvat.StatusFinished:
-			ids, err := listJobIDs(ctx, api, allJobsQuery(t.TaskID))
+			ids, err := patientJobIDs(ctx, api, clk, allJobsQuery(t.TaskID), noPause)
 			if err != nil {
 				return Outcome{Request: rq}, err
 			}
@@ -592,6 +592,9 @@ func (w *Webhook) Wait(ctx context.Context, api API, clk Clock, t Trial) (Outcom
 // request may have expired): the next safety poll tries again.
 func (w *Webhook) safetyCheck(ctx context.Context, api API, clk Clock, t Trial, last **cvat.Request) (Outcome, bool, error) {
 	ids, err := listJobIDs(ctx, api, allJobsQuery(t.TaskID))
+	if err != nil && Transient(err) && ctx.Err() == nil {
+		return Outcome{}, false, nil // a missed safety poll: the next one, or a delivery, follows
+	}
 	if err != nil {
 		return Outcome{Request: *last}, true, err
 	}
