@@ -271,6 +271,7 @@ func (s *Server) process(rq *request) {
 	t.size = len(frames)
 	t.imageQuality = *p.imageQuality
 	t.frames = frames
+	t.files = nil // the frames hold what is kept of the upload; files left out by a frame filter go
 	t.staticChunks = static != nil
 	t.segSize, t.overlap = seg, &ovl
 	t.updated = now
