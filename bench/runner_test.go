@@ -204,14 +204,31 @@ func TestRunnerUploadErrorIsRecorded(t *testing.T) {
 	if tr.Result != record.ResultError || !strings.Contains(tr.Error, "upload data") || tr.EndToEndMs != nil || tr.FailedIn != record.PhaseUpload {
 		t.Errorf("trial %+v", tr)
 	}
-	// The table says these errors happened before the strategy ran.
+	// The table says these errors happened before the strategy ran, on a line of their own; the strategy's
+	// err and error rate do not count them, nor does an errors threshold.
 	var table strings.Builder
 	sum, err := report.Render(&table, run, report.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Rows[0].SetupErrors != sum.Rows[0].Errors || !strings.Contains(table.String(), "creating or uploading, before the strategy ran") {
-		t.Errorf("setup errors %d of %d; table:\n%s", sum.Rows[0].SetupErrors, sum.Rows[0].Errors, table.String())
+	row := sum.Rows[0]
+	if row.SetupErrors != row.Errors || row.WaitErrors() != 0 || row.ErrorRate() != 0 || len(row.ErrorsByClass) != 0 ||
+		!strings.Contains(table.String(), "setup failures: 6 trials failed creating or uploading, before any strategy ran (in n, not in err): poll http_4xx=3; sdk http_4xx=3") {
+		t.Errorf("setup errors %d of %d, wait errors %d, rate %v; table:\n%s", row.SetupErrors, row.Errors, row.WaitErrors(),
+			row.ErrorRate(), table.String())
+	}
+	slo, err := report.ParseSLO("errors<1%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := report.EvaluateSLOs(run, []report.SLO{slo})
+	if err != nil || len(res) != len(cfg.Strategies) {
+		t.Fatalf("slo results %v, %v", res, err)
+	}
+	for _, r := range res {
+		if r.Available || r.Pass {
+			t.Errorf("errors<1%% over a row none of whose trials got to the wait: %+v, want unavailable", r)
+		}
 	}
 	if len(api.tasks) != 0 {
 		t.Errorf("%d tasks left after cleanup", len(api.tasks))

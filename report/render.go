@@ -107,7 +107,8 @@ func fields(s *Summary, row Row) []field {
 		{"ok", row.OK},
 		{"errors", row.Errors},
 		{"setup_errors", row.SetupErrors},
-		{"error_rate", ratio(row.Errors, row.N)},
+		{"wait_errors", row.WaitErrors()},
+		{"error_rate", ratio(row.WaitErrors(), row.N-row.SetupErrors)},
 		{"error_classes", errorClasses(row.ErrorsByClass)},
 	}...)
 	for _, p := range s.Percentiles {

@@ -15,7 +15,7 @@ import (
 const (
 	SLOLatency   = "p"        // end-to-end percentile, p<N>
 	SLODetection = "detect_p" // detection-delay percentile, detect_p<N>
-	SLOErrors    = "errors"   // (timeouts + errors) / trials
+	SLOErrors    = "errors"   // the strategy's error rate: errors while waiting / trials that got to the wait
 	SLORequests  = "req"      // requests per ok trial, mean
 )
 
@@ -211,10 +211,10 @@ func EvaluateSLOs(run *Run, slos []SLO) ([]SLOResult, error) {
 				r.Observed, r.Available = row.EndToEnd.At(s.Percentile)
 			case SLODetection:
 				r.Observed, r.Available = row.Detection.At(s.Percentile)
-			case SLOErrors:
-				r.Available = row.N > 0
+			case SLOErrors: // the strategy's: setup failures are not its doing
+				r.Available = row.N-row.SetupErrors > 0
 				if r.Available {
-					r.Observed = float64(row.Errors) / float64(row.N)
+					r.Observed = row.ErrorRate()
 				}
 			case SLORequests:
 				r.Observed, r.Available = row.RequestsMean, row.OK > 0
@@ -266,7 +266,7 @@ func (r SLOResult) String() string {
 			observed = strconv.FormatFloat(r.Observed, 'f', 2, 64)
 		}
 	} else if r.SLO.Metric == SLOErrors {
-		observed = "n/a (no trials)"
+		observed = "n/a (no trial got as far as the wait)"
 	}
 	return fmt.Sprintf("slo %s %s: %s %s = %s", verdict, r.SLO.Text, where, metric, observed)
 }

@@ -49,6 +49,18 @@ type Summary struct {
 	Quality *QualitySummary `json:"quality,omitempty"`
 }
 
+// WaitErrors are the errors of trials whose strategy ran: the strategy's own.
+func (r Row) WaitErrors() int { return r.Errors - r.SetupErrors }
+
+// ErrorRate is the strategy's error rate: WaitErrors over the trials that got as far as its wait (0 when
+// none did).
+func (r Row) ErrorRate() float64 {
+	if waited := r.N - r.SetupErrors; waited > 0 {
+		return float64(r.WaitErrors()) / float64(waited)
+	}
+	return 0
+}
+
 // Row summarises the trials of one strategy (and image quality).
 type Row struct {
 	Strategy      string         `json:"strategy"`
@@ -56,11 +68,12 @@ type Row struct {
 	SegmentSize   int            `json:"segment_size,omitempty"`  // in segment-size sweeps
 	N             int            `json:"n"`                       // trials recorded
 	OK            int            `json:"ok"`
-	Errors        int            `json:"errors"` // N - OK: timeouts and errors
-	ErrorsByClass map[string]int `json:"errors_by_class,omitempty"`
+	Errors        int            `json:"errors"`                    // N - OK: timeouts and errors, in every phase
+	ErrorsByClass map[string]int `json:"errors_by_class,omitempty"` // the strategy's: of trials that failed waiting
 	// SetupErrors are the errors of trials that failed creating the task or uploading its data, before the
-	// strategy ran: not the strategy's doing (record.Trial.FailedIn).
-	SetupErrors int     `json:"setup_errors,omitempty"`
+	// strategy ran: not the strategy's doing (record.Trial.FailedIn). They are in Errors, not in ErrorRate.
+	SetupErrors        int            `json:"setup_errors,omitempty"`
+	SetupErrorsByClass map[string]int `json:"setup_errors_by_class,omitempty"`
 	EndToEnd    Latency `json:"end_to_end"` // ok trials; at Summary.Percentiles
 	Detection   Latency `json:"detection"`  // ok trials with a jobs-visible time; at p50 and p99
 	// Requests made by the strategy while waiting, over ok trials.
@@ -206,13 +219,15 @@ func summarizeRow(strategy string, quality int, trials []record.Trial, ps, detPs
 	for _, t := range trials {
 		if t.Result != record.ResultOK {
 			row.Errors++
-			if row.ErrorsByClass == nil {
-				row.ErrorsByClass = map[string]int{}
-			}
-			row.ErrorsByClass[cmp.Or(t.ErrorClass, t.Result)]++
+			byClass := &row.ErrorsByClass
 			if t.FailedIn == record.PhaseCreate || t.FailedIn == record.PhaseUpload {
 				row.SetupErrors++
+				byClass = &row.SetupErrorsByClass
 			}
+			if *byClass == nil {
+				*byClass = map[string]int{}
+			}
+			(*byClass)[cmp.Or(t.ErrorClass, t.Result)]++
 			continue
 		}
 		row.OK++

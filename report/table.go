@@ -79,7 +79,7 @@ func tableCells(s *Summary, row Row) []string {
 	if s.SegmentSweep {
 		cells = append(cells, strconv.Itoa(row.SegmentSize))
 	}
-	cells = append(cells, strconv.Itoa(row.N), strconv.Itoa(row.Errors))
+	cells = append(cells, strconv.Itoa(row.N), strconv.Itoa(row.WaitErrors()))
 	for _, p := range s.Percentiles {
 		cells = append(cells, secs(row.EndToEnd.At(p)))
 	}
@@ -168,20 +168,29 @@ func newRenderer(markdown bool) tw.Renderer {
 // blank line: GitHub would otherwise read a line that follows a table as one more row.
 func footer(w io.Writer, s *Summary, markdown bool) error {
 	var b strings.Builder
-	for _, row := range s.Rows {
-		if len(row.ErrorsByClass) == 0 {
-			continue
-		}
-		name := row.Strategy + cellName(s, row)
+	classes := func(m map[string]int) string {
 		var parts []string
-		for _, class := range slices.Sorted(maps.Keys(row.ErrorsByClass)) {
-			parts = append(parts, fmt.Sprintf("%s=%d", class, row.ErrorsByClass[class]))
+		for _, class := range slices.Sorted(maps.Keys(m)) {
+			parts = append(parts, fmt.Sprintf("%s=%d", class, m[class]))
 		}
-		setup := ""
+		return strings.Join(parts, " ")
+	}
+	for _, row := range s.Rows {
+		if len(row.ErrorsByClass) > 0 {
+			fmt.Fprintf(&b, "errors %s: %s\n", row.Strategy+cellName(s, row), classes(row.ErrorsByClass))
+		}
+	}
+	var setup []string
+	total := 0
+	for _, row := range s.Rows {
 		if row.SetupErrors > 0 {
-			setup = fmt.Sprintf(" (%d of them creating or uploading, before the strategy ran)", row.SetupErrors)
+			setup = append(setup, fmt.Sprintf("%s %s", row.Strategy+cellName(s, row), classes(row.SetupErrorsByClass)))
+			total += row.SetupErrors
 		}
-		fmt.Fprintf(&b, "errors %s: %s%s\n", name, strings.Join(parts, " "), setup)
+	}
+	if total > 0 {
+		fmt.Fprintf(&b, "setup failures: %d trials failed creating or uploading, before any strategy ran (in n, not in err): %s\n",
+			total, strings.Join(setup, "; "))
 	}
 	if s.Dropped > 0 {
 		fmt.Fprintf(&b, "dropped: %d trials were due while %d were in flight and never started (open loop; the server "+
