@@ -74,8 +74,8 @@ type Row struct {
 	// strategy ran: not the strategy's doing (record.Trial.FailedIn). They are in Errors, not in ErrorRate.
 	SetupErrors        int            `json:"setup_errors,omitempty"`
 	SetupErrorsByClass map[string]int `json:"setup_errors_by_class,omitempty"`
-	EndToEnd    Latency `json:"end_to_end"` // ok trials; at Summary.Percentiles
-	Detection   Latency `json:"detection"`  // ok trials with a jobs-visible time; at p50 and p99
+	EndToEnd           Latency        `json:"end_to_end"` // ok trials; at Summary.Percentiles
+	Detection          Latency        `json:"detection"`  // ok trials with a jobs-visible time; at p50 and p99
 	// Requests made by the strategy while waiting, over ok trials.
 	RequestsMean float64 `json:"requests_mean"`
 	RequestsP50  int     `json:"requests_p50"`
