@@ -150,19 +150,12 @@ func TestSecondInterruptExitsAt130(t *testing.T) {
 	if code != exitHardInterrupt || !strings.Contains(stderr, "second interrupt") {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitHardInterrupt, stderr)
 	}
-	dirs, _ := filepath.Glob(filepath.Join(out, "*"))
-	if len(dirs) != 1 {
-		t.Fatalf("results dirs %v", dirs)
-	}
-	run, err := report.Load(dirs[0])
-	if err != nil {
-		t.Fatalf("report.Load: %v", err)
-	}
+	dir, run := safetyLoadOnlyRun(t, out)
 	if m := run.Meta; !m.Interrupted || !m.Abandoned || m.FinishedAt == nil || m.TrialsRecorded != len(run.Trials) || len(m.CleanupErrors) != 1 {
 		t.Errorf("meta: interrupted %v abandoned %v finished %v recorded %d of %d lines, cleanup errors %q",
 			m.Interrupted, m.Abandoned, m.FinishedAt, m.TrialsRecorded, len(run.Trials), m.CleanupErrors)
 	}
-	code, rout, rerr := cvatbench("report", dirs[0])
+	code, rout, rerr := cvatbench("report", dir)
 	if code != 0 || !strings.Contains(rout, "run abandoned by a second interrupt") {
 		t.Errorf("report exit %d, stdout:\n%s\nstderr: %s", code, rout, rerr)
 	}
@@ -179,9 +172,8 @@ func TestSecondInterruptExitsAt130(t *testing.T) {
 	}
 }
 
-// safetyCheckInterruptedResults checks that the one results directory under out is complete and says it was
-// interrupted: Load works, meta.json is final, and every trial line is a whole, consistent record.
-func safetyCheckInterruptedResults(t *testing.T, out string) {
+// safetyLoadOnlyRun loads the one results directory under out.
+func safetyLoadOnlyRun(t *testing.T, out string) (string, *report.Run) {
 	t.Helper()
 	dirs, _ := filepath.Glob(filepath.Join(out, "*"))
 	if len(dirs) != 1 {
@@ -191,6 +183,14 @@ func safetyCheckInterruptedResults(t *testing.T, out string) {
 	if err != nil {
 		t.Fatalf("report.Load: %v", err)
 	}
+	return dirs[0], run
+}
+
+// safetyCheckInterruptedResults checks that the one results directory under out is complete and says it was
+// interrupted: Load works, meta.json is final, and every trial line is a whole, consistent record.
+func safetyCheckInterruptedResults(t *testing.T, out string) {
+	t.Helper()
+	dir, run := safetyLoadOnlyRun(t, out)
 	m := run.Meta
 	if !m.Interrupted || m.FinishedAt == nil || len(m.CleanupErrors) != 0 {
 		t.Errorf("meta: interrupted %v finished_at %v cleanup_errors %v", m.Interrupted, m.FinishedAt, m.CleanupErrors)
@@ -201,11 +201,11 @@ func safetyCheckInterruptedResults(t *testing.T, out string) {
 	if m.TrialsRecorded != len(run.Trials) || len(run.Trials) == 0 || len(run.Trials) >= m.TrialsPlanned {
 		t.Errorf("recorded %d, lines %d, planned %d", m.TrialsRecorded, len(run.Trials), m.TrialsPlanned)
 	}
-	if _, err := os.Stat(filepath.Join(dirs[0], record.MetaFile+".tmp")); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, record.MetaFile+".tmp")); err == nil {
 		t.Error("meta.json.tmp left behind")
 	}
 
-	raw, err := os.ReadFile(filepath.Join(dirs[0], record.TrialsFile))
+	raw, err := os.ReadFile(filepath.Join(dir, record.TrialsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
