@@ -72,6 +72,12 @@ func Validate(c Config) error {
 			errs = append(errs, fmt.Errorf("unknown strategy %q (known: %s)", s, strings.Join(known, ", ")))
 		}
 	}
+	if c.RunID != "" {
+		if id, ok := LeftoverRunID(NamePrefix + c.RunID); !ok || id != c.RunID {
+			errs = append(errs, fmt.Errorf("run id %q is not of the form 20261203T120000Z-1a2b (a UTC time and at least 4 hex digits), "+
+				"which cleanup relies on", c.RunID))
+		}
+	}
 	errs = append(errs, c.Validate())
 	// The webhook receiver's address would otherwise fail only in Prepare, after the run's set-up.
 	if slices.Contains(c.Strategies, "webhook") {

@@ -26,7 +26,7 @@ func (r *Runner) closedLoop(ctx context.Context, runID string, files []cvat.File
 			}
 		}
 	}()
-	recorders := make([]*record.Recorder, r.cfg.Concurrency)
+	recorders := make([]*record.Recorder, r.cfg.ShardConcurrency())
 	var wg sync.WaitGroup
 	for i := range recorders {
 		rec := record.NewRecorder()

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -163,6 +164,24 @@ func (r *Runner) Abandon() error {
 	return w.WriteFinalMeta(m)
 }
 
+// ResultsDirName is the name of a run's results directory under OutDir: the run id, with the share for a
+// shard, so that the shards of one run can write to one volume.
+func ResultsDirName(cfg Config, runID string) string {
+	if !cfg.Sharded() {
+		return runID
+	}
+	return fmt.Sprintf("%s.shard-%d-of-%d", runID, cfg.ShardIndex, cfg.ShardCount)
+}
+
+// shardTag goes into the names of the projects a shard creates ("-s2"), so that shards never adopt each
+// other's; task names are unique already, by the run-wide seq.
+func shardTag(cfg Config) string {
+	if !cfg.Sharded() {
+		return ""
+	}
+	return fmt.Sprintf("-s%d", cfg.ShardIndex)
+}
+
 // Result is what Run reports; the results directory holds the details.
 type Result struct {
 	RunID         string
@@ -198,8 +217,8 @@ func RedactURL(raw string) string {
 // errors), and the returned error wraps ctx's error. Trial failures are results, not errors.
 func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	start := r.clock.Now().UTC()
-	runID := NewRunID(start)
-	res = Result{RunID: runID, Planned: r.cfg.Trials()}
+	runID := cmp.Or(r.cfg.RunID, NewRunID(start))
+	res = Result{RunID: runID, Planned: r.cfg.ShardTrials()}
 
 	files, err := Workload(r.cfg)
 	if err != nil {
@@ -218,7 +237,7 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	w, err := record.Create(r.cfg.OutDir, runID)
+	w, err := record.Create(r.cfg.OutDir, ResultsDirName(r.cfg, runID))
 	if err != nil {
 		return res, err
 	}
@@ -291,7 +310,7 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	r.liveMu.Unlock()
 
 	col := newCollector(r, w, res.Planned, start)
-	slots := Schedule(r.cfg)
+	slots := ShardSlots(r.cfg, Schedule(r.cfg))
 	var recorders []*record.Recorder
 	if r.cfg.Rate > 0 {
 		recorders = r.openLoop(ctx, runID, files, slots, col)

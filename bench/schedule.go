@@ -49,6 +49,22 @@ func Schedule(cfg Config) []Slot {
 	return slots
 }
 
+// ShardSlots keeps the slots of cfg's shard: those whose seq is the shard index modulo the shard count. Seqs
+// stay the whole run's, so the shards' trials merge into one run without renumbering, and in open loop each
+// shard's trials keep their intended times: N shards at the run's rate start rate/N each, phase-shifted.
+func ShardSlots(cfg Config, slots []Slot) []Slot {
+	if !cfg.Sharded() {
+		return slots
+	}
+	out := make([]Slot, 0, cfg.ShardTrials())
+	for _, s := range slots {
+		if cfg.InShard(s.Seq) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // IntendedStart is when an open-loop run at rate trials/s means to start trial seq: a constant rate, so the
 // latency of a trial that starts late because the client was busy counts from when it should have started.
 func IntendedStart(start time.Time, rate float64, seq int) time.Time {

@@ -83,3 +83,35 @@ func TestIntendedStart(t *testing.T) {
 		}
 	}
 }
+
+// The shards of a run split its schedule exactly (every slot in one shard, seqs kept) and its concurrency
+// (the remainder to the first shards, at least one worker each).
+func TestShardSlotsSplitTheRun(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Strategies, cfg.TasksPerStrategy, cfg.ShardCount = []string{"poll", "sdk", "webhook"}, 6, 4
+	all := Schedule(cfg)
+	seen := map[int]int{}
+	var sizes, workers []int
+	for i := range cfg.ShardCount {
+		c := cfg
+		c.ShardIndex = i
+		share := ShardSlots(c, all)
+		for _, s := range share {
+			seen[s.Seq]++
+			if s.Seq%4 != i || s != all[s.Seq] {
+				t.Errorf("shard %d holds slot %+v", i, s)
+			}
+		}
+		sizes = append(sizes, len(share))
+		if len(share) != c.ShardTrials() {
+			t.Errorf("shard %d: %d slots, ShardTrials %d", i, len(share), c.ShardTrials())
+		}
+		for _, conc := range []int{6, 2} {
+			c.Concurrency = conc
+			workers = append(workers, c.ShardConcurrency())
+		}
+	}
+	if len(seen) != len(all) || !slices.Equal(sizes, []int{5, 5, 4, 4}) || !slices.Equal(workers, []int{2, 1, 2, 1, 1, 1, 1, 1}) {
+		t.Errorf("%d of %d slots covered, sizes %v, workers (6 and 2 split) %v", len(seen), len(all), sizes, workers)
+	}
+}

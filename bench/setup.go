@@ -16,7 +16,7 @@ import (
 func (r *Runner) setup(ctx context.Context, runID string) error {
 	r.estimateClock(ctx, runID)
 	for _, name := range r.cfg.Strategies {
-		spec := cvat.ProjectSpec{Name: NamePrefix + runID + "-" + name, Labels: []cvat.Label{{Name: "object"}}}
+		spec := cvat.ProjectSpec{Name: NamePrefix + runID + shardTag(r.cfg) + "-" + name, Labels: []cvat.Label{{Name: "object"}}}
 		var p cvat.Project
 		failedOnce := false
 		err := r.retrySetup(ctx, func() error {
@@ -192,7 +192,7 @@ func (r *Runner) estimateClock(ctx context.Context, runID string) {
 	if r.pingListen == "" || r.client == nil {
 		return
 	}
-	name := NamePrefix + runID + "-clock"
+	name := NamePrefix + runID + shardTag(r.cfg) + "-clock"
 	p, err := r.api.CreateProject(ctx, cvat.ProjectSpec{Name: name, Labels: []cvat.Label{{Name: "object"}}})
 	if err != nil {
 		r.clockErr = fmt.Sprintf("create clock project: %v", err)

@@ -158,15 +158,19 @@ func checkTrials(run *Run, sources []string) error {
 	}
 	seenSet := map[key]bool{}
 	seenSeq := map[string][]bool{}
+	planned := m.TrialsPlanned
+	if m.Config.Sharded() {
+		planned = m.Config.Trials() // a shard's seqs are the whole run's
+	}
 	seen := func(run string, seq int) bool {
-		if m.TrialsPlanned == 0 {
+		if planned == 0 {
 			dup := seenSet[key{run, seq}]
 			seenSet[key{run, seq}] = true
 			return dup
 		}
 		bits := seenSeq[run]
 		if bits == nil {
-			bits = make([]bool, m.TrialsPlanned)
+			bits = make([]bool, planned)
 			seenSeq[run] = bits
 		}
 		dup := bits[seq]
@@ -182,8 +186,10 @@ func checkTrials(run *Run, sources []string) error {
 			return fmt.Errorf("record %d: strategy %s is not among meta.json's strategies", n, shown(t.Strategy))
 		case !results[t.Result]:
 			return fmt.Errorf("record %d: result %s is not ok, timeout, error, canceled or dropped", n, shown(t.Result))
-		case t.Seq < 0 || (m.TrialsPlanned > 0 && t.Seq >= m.TrialsPlanned):
-			return fmt.Errorf("record %d: seq %d is outside the %d planned trials", n, t.Seq, m.TrialsPlanned)
+		case t.Seq < 0 || (planned > 0 && t.Seq >= planned):
+			return fmt.Errorf("record %d: seq %d is outside the %d planned trials", n, t.Seq, planned)
+		case !m.Config.InShard(t.Seq):
+			return fmt.Errorf("record %d: seq %d is not in shard %d/%d", n, t.Seq, m.Config.ShardIndex, m.Config.ShardCount)
 		case seen(t.RunID, t.Seq):
 			return fmt.Errorf("record %d: trial %d of run %s appears twice", n, t.Seq, t.RunID)
 		}

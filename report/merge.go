@@ -59,13 +59,39 @@ func Merge(runs []*Run) (*Merged, error) {
 	}
 	m := &Merged{}
 	seen := map[string]string{}
+	shardCount := map[string]int{} // run id -> shard count of its shards; 0: given unsharded
+	shardsSeen := map[string]map[int]bool{}
 	var ids []string
 	for _, r := range runs {
-		if prev, dup := seen[r.Meta.RunID]; dup {
-			return nil, fmt.Errorf("merge: run %s given twice (%s and %s)", r.Meta.RunID, prev, r.Dir)
+		c, key := r.Meta.Config, r.Meta.RunID
+		if n, ok := shardCount[key]; ok && n != c.ShardCount {
+			return nil, fmt.Errorf("merge: run %s is given as %s and as %s", key, shares(n), shares(c.ShardCount))
 		}
-		seen[r.Meta.RunID] = r.Dir
-		ids = append(ids, r.Meta.RunID)
+		shardCount[key] = c.ShardCount
+		if c.Sharded() {
+			key = fmt.Sprintf("%s shard %d/%d", key, c.ShardIndex, c.ShardCount)
+			if shardsSeen[r.Meta.RunID] == nil {
+				shardsSeen[r.Meta.RunID] = map[int]bool{}
+			}
+			shardsSeen[r.Meta.RunID][c.ShardIndex] = true
+		}
+		if prev, dup := seen[key]; dup {
+			return nil, fmt.Errorf("merge: run %s given twice (%s and %s)", key, prev, r.Dir)
+		}
+		seen[key] = r.Dir
+		ids = append(ids, key)
+	}
+	for _, id := range slices.Sorted(maps.Keys(shardsSeen)) {
+		var missing []string
+		for i := range shardCount[id] {
+			if !shardsSeen[id][i] {
+				missing = append(missing, fmt.Sprintf("%d/%d", i, shardCount[id]))
+			}
+		}
+		if len(missing) > 0 {
+			m.Warnings = append(m.Warnings, fmt.Sprintf("run %s: shard %s missing, so the merge holds only the other shares of its trials",
+				id, strings.Join(missing, ", ")))
+		}
 	}
 	h := fnv.New32a()
 	h.Write([]byte(strings.Join(ids, "\x00")))
@@ -84,6 +110,7 @@ func Merge(runs []*Run) (*Merged, error) {
 	}
 	meta.Config.Strategies = nil
 	meta.Config.ImageQualities = nil
+	meta.Config.RunID, meta.Config.ShardIndex, meta.Config.ShardCount = "", 0, 0 // the merge is the whole
 	var targets []string
 	finished := first.FinishedAt
 	merged := &Run{Histograms: map[string]*hdrhistogram.Histogram{}}
@@ -168,6 +195,14 @@ func Merge(runs []*Run) (*Merged, error) {
 	return m, nil
 }
 
+// shares names a shard count for messages.
+func shares(n int) string {
+	if n == 0 {
+		return "a whole run"
+	}
+	return fmt.Sprintf("%d shards", n)
+}
+
 // configDiffs lists the settings in which b differs from a. Seeds, output paths, targets and the webhook
 // endpoints differ between machines by design; strategy lists, qualities and task counts are unioned.
 func configDiffs(a, b *Run) []string {
@@ -178,7 +213,7 @@ func configDiffs(a, b *Run) []string {
 		return []string{"cannot compare the configurations of " + a.Meta.RunID + " and " + b.Meta.RunID}
 	}
 	skip := []string{"seed", "out_dir", "target", "webhook_listen", "webhook_url", "strategies", "image_qualities",
-		"tasks_per_strategy", "org"}
+		"tasks_per_strategy", "org", "shard_index", "run_id"}
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(union(ma, mb))) {
 		if slices.Contains(skip, k) {

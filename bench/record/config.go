@@ -83,7 +83,13 @@ type Config struct {
 	SimFaults        string        // emulator fault spec (cvatsim.ParseFaults, canonical form), "" for none
 	SimStaticCache   bool          // emulator: CVAT_ALLOW_STATIC_CACHE, so use_cache=false tasks encode chunks at creation
 	Chunks           string        // chunk probe after each trial: ChunksFirst, ChunksAll, ChunksNone; "": ChunkMode decides
-	OutDir           string        // results go to OutDir/<run-id>/
+	OutDir           string        // results go to OutDir/<run-id>/ (OutDir/<run-id>.shard-<i>-of-<n>/ for a shard)
+	// RunID, when set, is the run's id instead of a new one: the shards of one run share it. It has the form
+	// the runner makes ("20261203T120000Z-1a2b"), which cleanup relies on.
+	RunID string
+	// ShardCount > 0 makes this process the ShardIndex-th (0-based) of ShardCount shares of the run: the trials
+	// whose seq is ShardIndex modulo ShardCount, and its share of the concurrency.
+	ShardIndex, ShardCount int
 
 	// Strategy knobs, passed to strategies.New.
 	PollInterval   time.Duration
@@ -112,6 +118,39 @@ func (c Config) InFlightLimit() int {
 }
 
 // Sweep reports whether the run varies image quality or segment size, so that its rows are per cell.
+// MaxShards bounds Config.ShardCount.
+const MaxShards = 1000
+
+// Sharded reports whether the run is one share of a larger one.
+func (c Config) Sharded() bool { return c.ShardCount > 0 }
+
+// InShard reports whether the trial with this seq belongs to the shard.
+func (c Config) InShard(seq int) bool { return !c.Sharded() || seq%c.ShardCount == c.ShardIndex }
+
+// ShardConcurrency is the shard's share of Concurrency (the remainder goes to the first shards), at least 1.
+func (c Config) ShardConcurrency() int {
+	if !c.Sharded() {
+		return c.Concurrency
+	}
+	n := c.Concurrency / c.ShardCount
+	if c.ShardIndex < c.Concurrency%c.ShardCount {
+		n++
+	}
+	return max(n, 1)
+}
+
+// ShardTrials is how many of Trials() the shard runs.
+func (c Config) ShardTrials() int {
+	if !c.Sharded() {
+		return c.Trials()
+	}
+	n := c.Trials() / c.ShardCount
+	if c.ShardIndex < c.Trials()%c.ShardCount {
+		n++
+	}
+	return n
+}
+
 func (c Config) Sweep() bool { return len(c.ImageQualities) > 1 || len(c.SegmentSizes) > 1 }
 
 // ChunkMode is Config.Chunks with "" resolved: the first chunk in a sweep (of image quality or segment size),
@@ -230,6 +269,18 @@ func (c Config) Validate() error {
 	if !slices.Contains(UploadModes, c.UploadMode) {
 		bad("upload mode %q is not one of %s", c.UploadMode, strings.Join(UploadModes, ", "))
 	}
+	switch {
+	case c.ShardCount < 0 || c.ShardCount > MaxShards:
+		bad("shard count %d is outside 1..%d", c.ShardCount, MaxShards)
+	case c.ShardCount > 0 && (c.ShardIndex < 0 || c.ShardIndex >= c.ShardCount):
+		bad("shard %d/%d: the index must be in 0..%d", c.ShardIndex, c.ShardCount, c.ShardCount-1)
+	case c.ShardCount == 0 && c.ShardIndex != 0:
+		bad("shard index %d without a shard count", c.ShardIndex)
+	case c.ShardCount > 0 && c.RunID == "":
+		bad("shard %d/%d needs the run id all shards share", c.ShardIndex, c.ShardCount)
+	case c.ShardCount > c.Trials() && c.Trials() > 0:
+		bad("%d shards for %d trials: some shard would run none", c.ShardCount, c.Trials())
+	}
 	if c.OutDir == "" {
 		bad("no output directory given")
 	}
@@ -296,6 +347,9 @@ type configJSON struct {
 	SimStaticCache   bool     `json:"sim_static_cache,omitempty"`
 	Chunks           string   `json:"chunks"`
 	OutDir           string   `json:"out_dir"`
+	RunID            string   `json:"run_id,omitempty"`
+	ShardIndex       int      `json:"shard_index,omitempty"`
+	ShardCount       int      `json:"shard_count,omitempty"`
 	PollIntervalMs   float64  `json:"poll_interval_ms"`
 	SDKPeriodMs      float64  `json:"sdk_period_ms"`
 	CLIPeriodMs      float64  `json:"cli_period_ms"`
@@ -319,7 +373,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		RatePerS: c.Rate, MaxInFlight: c.MaxInFlight, Images: c.Images, ImageSize: c.ImageSize, ImageFormat: c.ImageFormat,
 		ImagesDir: c.ImagesDir, ImageQualities: c.ImageQualities, SegmentSizes: c.SegmentSizes, Seed: c.Seed,
 		TimeoutMs: ms(c.Timeout), DurationMs: ms(c.Duration), UploadMode: c.UploadMode, Org: c.Org, Target: c.Target,
-		SimProfile: c.SimProfile, SimFaults: c.SimFaults, SimStaticCache: c.SimStaticCache, Chunks: c.ChunkMode(), OutDir: c.OutDir, PollIntervalMs: ms(c.PollInterval),
+		SimProfile: c.SimProfile, SimFaults: c.SimFaults, SimStaticCache: c.SimStaticCache, Chunks: c.ChunkMode(), OutDir: c.OutDir, RunID: c.RunID, ShardIndex: c.ShardIndex, ShardCount: c.ShardCount, PollIntervalMs: ms(c.PollInterval),
 		SDKPeriodMs: ms(c.SDKPeriod), CLIPeriodMs: ms(c.CLIPeriod), BackoffInitialMs: ms(c.BackoffInitial),
 		BackoffMaxMs: ms(c.BackoffMax), BackoffFactor: c.BackoffFactor, BackoffJitter: c.BackoffJitter,
 		SafetyPollMs: ms(c.SafetyPoll), WebhookListen: c.WebhookListen, WebhookURL: c.WebhookURL,
@@ -337,7 +391,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		Rate: j.RatePerS, MaxInFlight: j.MaxInFlight, Images: j.Images, ImageSize: j.ImageSize, ImageFormat: j.ImageFormat,
 		ImagesDir: j.ImagesDir, ImageQualities: j.ImageQualities, SegmentSizes: j.SegmentSizes, Seed: j.Seed,
 		Timeout: fromMs(j.TimeoutMs), Duration: fromMs(j.DurationMs), UploadMode: j.UploadMode, Org: j.Org, Target: j.Target,
-		SimProfile: j.SimProfile, SimFaults: j.SimFaults, SimStaticCache: j.SimStaticCache, Chunks: j.Chunks, OutDir: j.OutDir, PollInterval: fromMs(j.PollIntervalMs),
+		SimProfile: j.SimProfile, SimFaults: j.SimFaults, SimStaticCache: j.SimStaticCache, Chunks: j.Chunks, OutDir: j.OutDir, RunID: j.RunID, ShardIndex: j.ShardIndex, ShardCount: j.ShardCount, PollInterval: fromMs(j.PollIntervalMs),
 		SDKPeriod: fromMs(j.SDKPeriodMs), CLIPeriod: fromMs(j.CLIPeriodMs),
 		BackoffInitial: fromMs(j.BackoffInitialMs), BackoffMax: fromMs(j.BackoffMaxMs),
 		BackoffFactor: j.BackoffFactor, BackoffJitter: j.BackoffJitter, SafetyPoll: fromMs(j.SafetyPollMs),

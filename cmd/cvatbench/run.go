@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +46,8 @@ func runCommand() *cli.Command {
 			&cli.IntFlag{Name: "tasks", Value: d.TasksPerStrategy, Usage: fmt.Sprintf("tasks per strategy (and image quality and segment size), at most %d, and at most %d trials in the run", record.MaxTasksPerStrategy, record.MaxTrials)},
 			&cli.IntFlag{Name: "concurrency", Value: d.Concurrency, Usage: fmt.Sprintf("closed loop: trials in flight, at most %d", record.MaxConcurrency)},
 			&cli.Float64Flag{Name: "rate", Usage: "open loop: trials started per second (instead of --concurrency)"},
+			&cli.StringFlag{Name: "run-id", Usage: "use this run id (as `run` makes them, e.g. 20261203T120000Z-1a2b) instead of a new one: the shards of one run share it"},
+			&cli.StringFlag{Name: "shard", Usage: "I/N: run the I-th (0-based) of N shares of the run, the trials whose seq is I modulo N and I's share of --concurrency; needs --run-id. report --merge of the N results directories is the whole run"},
 			&cli.IntFlag{Name: "max-in-flight", Usage: fmt.Sprintf("open loop: trials at once at most; a trial due beyond it is dropped: recorded, never started, reported apart (0: %d)", record.MaxConcurrency)},
 			&cli.IntFlag{Name: "images", Value: d.Images, Usage: fmt.Sprintf("images per task, at most %d; generated: images × width × height at most %d pixels", record.MaxImages, record.MaxWorkloadPixels)},
 			&cli.StringFlag{Name: "image-size", Value: d.ImageSize, Usage: fmt.Sprintf("generated image size WxH, sides at most %d", record.MaxImageSide)},
@@ -112,6 +115,7 @@ func runConfig(c *cli.Context) bench.Config {
 		SafetyPoll:       c.Duration("safety-poll"),
 		WebhookListen:    c.String("webhook-listen"),
 		WebhookURL:       c.String("webhook-url"),
+		RunID:            c.String("run-id"),
 	}
 	if cfg.Target == "" {
 		cfg.SimProfile = c.String("sim-profile")
@@ -162,6 +166,13 @@ func runAction(c *cli.Context) error {
 	if !c.IsSet("concurrency") && cfg.Rate == 0 && cfg.Trials() > 0 && cfg.Concurrency > cfg.Trials() {
 		fmt.Fprintf(c.App.ErrWriter, "run: concurrency %d lowered to %d, the number of trials\n", cfg.Concurrency, cfg.Trials())
 		cfg.Concurrency = cfg.Trials()
+	}
+	if c.IsSet("shard") {
+		i, n, err := parseShard(c.String("shard"))
+		if err != nil {
+			return usageError("run: --shard: %s", err)
+		}
+		cfg.ShardIndex, cfg.ShardCount = i, n
 	}
 	target, err := parseQualityTarget(c, "run")
 	if err != nil {
@@ -391,4 +402,19 @@ func credentials(c *cli.Context, cmd string) (user, password, token string, err 
 		return "", "", "", usageError("%s: --url needs --token or both --user and --password (or CVAT_ACCESS_TOKEN, CVAT_USER, CVAT_PASSWORD)", cmd)
 	}
 	return user, password, token, nil
+}
+
+// parseShard reads --shard I/N: 0 <= I < N.
+func parseShard(s string) (index, count int, err error) {
+	is, ns, ok := strings.Cut(s, "/")
+	if ok {
+		index, err = strconv.Atoi(is)
+		if err == nil {
+			count, err = strconv.Atoi(ns)
+		}
+	}
+	if !ok || err != nil || count < 1 || index < 0 || index >= count {
+		return 0, 0, fmt.Errorf("%q is not INDEX/COUNT with 0 <= INDEX < COUNT (e.g. 0/4 for the first of four)", s)
+	}
+	return index, count, nil
 }
