@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,7 +64,8 @@ func (s *Server) Close(ctx context.Context) error {
 
 // Pushgateway pushes end-of-run metrics.
 //
-// Grouping key: job="cvatbench", target=<Target>, strategy=<strategy>. One group per target and strategy, so a
+// Grouping key: job="cvatbench", target=<Target>, strategy=<strategy>, and shard=<index> for a share of a
+// sharded run (SetShard). One group per target and strategy, so a
 // run replaces the metrics of its own strategies on its own target and leaves other targets and strategies
 // alone. There is deliberately no run id in the key: the Pushgateway keeps every group forever, and a run id
 // would grow them without bound.
@@ -72,8 +74,13 @@ type Pushgateway struct {
 	user     string
 	password string
 	target   string
+	shard    string // "" unless a shard of a run
 	client   *http.Client
 }
+
+// SetShard puts the process's share of a sharded run (its index) into the grouping key (shard=<index>), so
+// the shards of one run push side by side instead of replacing each other's groups.
+func (p *Pushgateway) SetShard(index int) { p.shard = strconv.Itoa(index) }
 
 // NewPushgateway validates rawURL (http or https with a host; user info becomes basic auth and is kept out of
 // errors) and target (non-empty). A nil client gets one with a 10 s timeout: push has no context for Delete.
@@ -111,6 +118,9 @@ func redact(raw string) string {
 func (p *Pushgateway) pusher(ctx context.Context, strategy string) *push.Pusher {
 	ps := push.New(p.url, Job).Grouping("target", p.target).Grouping("strategy", strategy).
 		Client(ctxDoer{ctx: ctx, c: p.client})
+	if p.shard != "" {
+		ps = ps.Grouping("shard", p.shard)
+	}
 	if p.user != "" {
 		ps = ps.BasicAuth(p.user, p.password)
 	}

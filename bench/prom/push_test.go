@@ -124,6 +124,25 @@ func TestPushGroupsPerStrategy(t *testing.T) {
 	}
 }
 
+// A shard pushes into groups of its own: two shards of one run never replace each other's metrics.
+func TestPushShardGroups(t *testing.T) {
+	srv, got := fakeGateway(t, 0)
+	gw, err := prom.NewPushgateway(srv.URL, "emulator", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.SetShard(2)
+	run := prom.NewRun(sampleRecords(), prom.RunInfo{Success: true, CompletedAt: time.Unix(100, 0)}, testBuild)
+	if err := gw.Push(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got() {
+		if !strings.Contains(r.path, "shard=2") {
+			t.Errorf("%s %s: no shard in the grouping key", r.method, r.path)
+		}
+	}
+}
+
 func TestPushErrorsKeepSecretsOut(t *testing.T) {
 	srv, _ := fakeGateway(t, http.StatusInternalServerError)
 	gw, err := prom.NewPushgateway(strings.Replace(srv.URL, "http://", "http://bob:s3cret@", 1), "emulator", nil)

@@ -110,6 +110,10 @@ func startMetrics(c *cli.Context, build buildMeta) (*metricsSession, error) {
 		gw, err := prom.NewPushgateway(pgw, s.target, nil)
 		if err != nil {
 			bad("--pushgateway: %v", err)
+		} else if c.IsSet("shard") {
+			if i, _, err := parseShard(c.String("shard")); err == nil { // run reported a bad --shard already
+				gw.SetShard(i)
+			}
 		}
 		s.gw = gw
 	} else if s.pushDelete {
