@@ -15,13 +15,23 @@ import (
 // writeBigRun writes a finished run of n trials shaped like real ones (every timestamp and derived figure
 // set) for the loader benchmarks.
 func writeBigRun(b *testing.B, n int) string {
+	return writeBigShard(b, n, 0, 0)
+}
+
+// writeBigShard writes shard index of count (count 0: a whole run) of a run of n trials per shard.
+func writeBigShard(b *testing.B, n, index, count int) string {
 	b.Helper()
 	dir := b.TempDir()
 	strats := []string{"poll", "sdk", "backoff", "webhook"}
 	start := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	end := start.Add(time.Hour)
-	meta := record.Meta{RunID: "big", Config: record.Config{Strategies: strats, ImageQualities: []int{70}, TasksPerStrategy: n / len(strats)},
+	total := n * max(count, 1)
+	meta := record.Meta{RunID: "big", Config: record.Config{Strategies: strats, ImageQualities: []int{70}, TasksPerStrategy: total / len(strats),
+		ShardIndex: index, ShardCount: count, RunID: "20261203T120000Z-5a4d"},
 		Target: "embedded", Loop: record.LoopClosed, TrialsPlanned: n, TrialsRecorded: n, StartedAt: start, FinishedAt: &end}
+	if count == 0 {
+		meta.Config.RunID = ""
+	}
 	mb, err := json.Marshal(meta)
 	if err != nil {
 		b.Fatal(err)
@@ -38,7 +48,8 @@ func writeBigRun(b *testing.B, n int) string {
 	for i := range n {
 		t0 := start.Add(time.Duration(i) * time.Millisecond)
 		at := func(ms int) *time.Time { t := t0.Add(time.Duration(ms) * time.Millisecond); return &t }
-		tr := record.Trial{RunID: "big", Seq: i, Strategy: strats[i%len(strats)], ImageQuality: 70, Images: 10, SegmentSize: 5,
+		seq := i*max(count, 1) + index
+		tr := record.Trial{RunID: "big", Seq: seq, Strategy: strats[seq%len(strats)], ImageQuality: 70, Images: 10, SegmentSize: 5,
 			TaskID: 1000 + i, Result: record.ResultOK, JobIDs: []int{3 * i, 3*i + 1}, CreateSentAt: at(0), TaskCreatedAt: at(40),
 			UploadDoneAt: at(120), JobsObtainedAt: at(400 + i%300), JobsVisibleAt: at(390), RequestCreatedAt: at(110),
 			RequestStartedAt: at(130), RequestFinishedAt: at(395), Requests: 3 + i%4,
@@ -98,5 +109,28 @@ func TestLoadForgedCountAllocatesNothingBig(t *testing.T) {
 	_, err := Load(dir)
 	if err == nil || !strings.Contains(err.Error(), "2 complete records, but meta.json says the finished run recorded 1099511627776") {
 		t.Fatalf("Load = %v, want the count mismatch", err)
+	}
+}
+
+// BenchmarkMerge16x100k loads 16 shards of 100,000 trials each and merges them (issue: under 5 s).
+func BenchmarkMerge16x100k(b *testing.B) {
+	var dirs []string
+	for i := range 16 {
+		dirs = append(dirs, writeBigShard(b, 100_000, i, 16))
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		var runs []*Run
+		for _, d := range dirs {
+			run, err := Load(d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			runs = append(runs, run)
+		}
+		m, err := Merge(runs) // the shards have no .hlog files: their histograms are rebuilt from the trials
+		if err != nil || len(m.Run.Trials) != 1_600_000 {
+			b.Fatalf("merge: %v, %d trials", err, len(m.Run.Trials))
+		}
 	}
 }
