@@ -114,6 +114,11 @@ func Merge(runs []*Run) (*Merged, error) {
 	var targets []string
 	finished := first.FinishedAt
 	merged := &Run{Histograms: map[string]*hdrhistogram.Histogram{}}
+	total := 0
+	for _, r := range runs {
+		total += len(r.Trials)
+	}
+	merged.Trials = make([]record.Trial, 0, total) // one copy of every trial, not one per doubling
 	for _, r := range runs {
 		rm := r.Meta
 		src := MergeSource{RunID: rm.RunID, Dir: r.Dir, Target: rm.Target, ServerVersion: rm.ServerVersion,
