@@ -11,7 +11,7 @@ PHOTOS   ?= $(HOME)/.cache/cvatbench/photos-skimage-0.25.2
 # Prometheus and Pushgateway for the metrics integration test, when not on PATH (scripts/promtools.sh).
 TOOLS    ?= $(HOME)/.cache/cvatbench/bin
 
-.PHONY: build run test gotest conformance bench lint fuzz fuzz-ci soak soak-sim clean venv replica photos
+.PHONY: build run test gotest conformance kubecheck bench lint fuzz fuzz-ci soak soak-sim clean venv replica photos
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/cvatbench
@@ -20,13 +20,18 @@ build:
 run: build
 	./$(BIN) run
 
-test: build lint photos gotest conformance
+test: build lint photos gotest conformance kubecheck
 
 gotest:
 	@eval "$$(scripts/promtools.sh $(TOOLS))" && \
 	echo "metrics test: prometheus $$CVATBENCH_PROMETHEUS, pushgateway $$CVATBENCH_PUSHGATEWAY_BIN" && \
 	echo "CVATBENCH_PHOTOS=$(PHOTOS) $(GO) test -race -count=1 -timeout 6m ./..." && \
 	CVATBENCH_PHOTOS=$(PHOTOS) $(GO) test -race -count=1 -timeout 6m ./...
+
+# deploy/kubernetes parsed strictly into the Kubernetes API types; a module of its own, so k8s.io/api stays out
+# of the product's dependencies.
+kubecheck:
+	cd deploy/kubernetes/validate && $(GO) test -count=1 ./...
 
 # The sweep test and the README's sweep use these; the first call downloads 15 MB from PyPI.
 photos:
