@@ -118,6 +118,7 @@ func Merge(runs []*Run) (*Merged, error) {
 	for _, r := range runs {
 		total += len(r.Trials)
 	}
+	plannedOnce := map[string]bool{} // sharded run ids whose planned trials are counted
 	merged.Trials = make([]record.Trial, 0, total) // one copy of every trial, not one per doubling
 	for _, r := range runs {
 		rm := r.Meta
@@ -143,7 +144,13 @@ func Merge(runs []*Run) (*Merged, error) {
 		if finished != nil && (rm.FinishedAt == nil || rm.FinishedAt.After(*finished)) {
 			finished = rm.FinishedAt // nil as soon as one run did not finish
 		}
-		meta.TrialsPlanned += rm.TrialsPlanned
+		switch {
+		case !rm.Config.Sharded():
+			meta.TrialsPlanned += rm.TrialsPlanned
+		case !plannedOnce[rm.RunID]: // the whole run's seqs, whichever shares are here
+			meta.TrialsPlanned += rm.Config.Trials()
+			plannedOnce[rm.RunID] = true
+		}
 		meta.TrialsRecorded += len(r.Trials)
 		meta.Interrupted = meta.Interrupted || rm.Interrupted
 		meta.Abandoned = meta.Abandoned || rm.Abandoned
