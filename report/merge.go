@@ -118,7 +118,7 @@ func Merge(runs []*Run) (*Merged, error) {
 	for _, r := range runs {
 		total += len(r.Trials)
 	}
-	plannedOnce := map[string]bool{} // sharded run ids whose planned trials are counted
+	plannedOnce := map[string]bool{}               // sharded run ids whose planned trials are counted
 	merged.Trials = make([]record.Trial, 0, total) // one copy of every trial, not one per doubling
 	for _, r := range runs {
 		rm := r.Meta
