@@ -137,6 +137,11 @@ func TestShardsMergeIntoOneRun(t *testing.T) {
 	if _, err := report.Merge([]*report.Run{runs[0], runs[1], runs[1]}); err == nil || !strings.Contains(err.Error(), "shard 1/4 given twice") {
 		t.Errorf("a shard given twice: %v", err)
 	}
+	other := *runs[1]
+	other.Meta.RunID = "20261203T130000Z-0b0b"
+	if _, err := report.Merge([]*report.Run{runs[0], &other}); err == nil || !strings.Contains(err.Error(), "shards of 2 runs") {
+		t.Errorf("shards of two runs: %v", err)
+	}
 }
 
 func runShard(t *testing.T, cfg bench.Config, base string) (bench.Result, error) {

@@ -81,6 +81,9 @@ func Merge(runs []*Run) (*Merged, error) {
 		seen[key] = r.Dir
 		ids = append(ids, key)
 	}
+	if ids := slices.Sorted(maps.Keys(shardsSeen)); len(ids) > 1 {
+		return nil, fmt.Errorf("merge: shards of %d runs (%s): merge the shards of one run at a time", len(ids), strings.Join(ids, ", "))
+	}
 	for _, id := range slices.Sorted(maps.Keys(shardsSeen)) {
 		var missing []string
 		for i := range shardCount[id] {

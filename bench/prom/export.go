@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -165,15 +166,18 @@ type ctxDoer struct {
 
 func (d ctxDoer) Do(r *http.Request) (*http.Response, error) { return d.c.Do(r.WithContext(d.ctx)) }
 
-// WriteTextfile writes the end-of-run metrics of every strategy, labelled strategy and target, plus
-// cvatbench_build_info, to path for node_exporter's textfile collector. The file is replaced atomically, so
-// node_exporter never reads half of it; path must end in .prom for node_exporter to pick it up.
-func WriteTextfile(path, target string, run *Run) error {
+// WriteTextfile writes the end-of-run metrics of every strategy, labelled strategy and target (and shard, for
+// a share of a sharded run: extra), plus cvatbench_build_info, to path for node_exporter's textfile
+// collector. The file is replaced atomically, so node_exporter never reads half of it; path must end in .prom
+// for node_exporter to pick it up.
+func WriteTextfile(path, target string, run *Run, extra prometheus.Labels) error {
+	labels := prometheus.Labels{"target": target}
+	maps.Copy(labels, extra)
 	reg := prometheus.NewRegistry()
-	if err := run.RegisterLabelled(reg, prometheus.Labels{"target": target}); err != nil {
+	if err := run.RegisterLabelled(reg, labels); err != nil {
 		return err
 	}
-	if err := reg.Register(newBuildInfo(run.build, prometheus.Labels{"target": target})); err != nil {
+	if err := reg.Register(newBuildInfo(run.build, labels)); err != nil {
 		return err
 	}
 	if err := prometheus.WriteToTextfile(path, reg); err != nil {

@@ -190,7 +190,7 @@ func TestWriteTextfile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cvatbench.prom")
 	completed := time.Unix(1767323045, 0)
 	run := prom.NewRun(sampleRecords(), prom.RunInfo{Duration: 3 * time.Second, CompletedAt: completed}, testBuild)
-	if err := prom.WriteTextfile(path, "emulator", run); err != nil {
+	if err := prom.WriteTextfile(path, "emulator", run, nil); err != nil {
 		t.Fatal(err)
 	}
 	fromFile := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {

@@ -55,18 +55,20 @@ func metricsFlags() []cli.Flag {
 // metricsSession is the Prometheus side of one run: live metrics from startMetrics to Finish, end-of-run
 // exports in Finish.
 type metricsSession struct {
-	reg        *prometheus.Registry
-	metrics    *prom.Metrics
-	build      prom.BuildInfo
-	target     string
-	srv        *prom.Server      // nil without --metrics-addr
-	gw         *prom.Pushgateway // nil without --pushgateway
-	pushDelete bool
-	file       string
-	linger     time.Duration
-	stderr     io.Writer
-	now        func() time.Time
-	finished   bool
+	reg         *prometheus.Registry
+	shard       *int              // the share of a sharded run (--shard), nil otherwise
+	shardLabels prometheus.Labels // {"shard": index} on every series of a shard
+	metrics     *prom.Metrics
+	build       prom.BuildInfo
+	target      string
+	srv         *prom.Server      // nil without --metrics-addr
+	gw          *prom.Pushgateway // nil without --pushgateway
+	pushDelete  bool
+	file        string
+	linger      time.Duration
+	stderr      io.Writer
+	now         func() time.Time
+	finished    bool
 }
 
 // startMetrics validates the metrics flags (bad values are usage errors, exit 2) and, with --metrics-addr,
@@ -80,6 +82,11 @@ func startMetrics(c *cli.Context, build buildMeta) (*metricsSession, error) {
 		linger:     c.Duration("linger"),
 		stderr:     c.App.ErrWriter,
 		now:        time.Now,
+	}
+	if c.IsSet("shard") {
+		if i, _, err := parseShard(c.String("shard")); err == nil { // run reported a bad --shard already
+			s.shard = &i
+		}
 	}
 	if s.stderr == nil {
 		s.stderr = io.Discard
@@ -110,10 +117,8 @@ func startMetrics(c *cli.Context, build buildMeta) (*metricsSession, error) {
 		gw, err := prom.NewPushgateway(pgw, s.target, nil)
 		if err != nil {
 			bad("--pushgateway: %v", err)
-		} else if c.IsSet("shard") {
-			if i, _, err := parseShard(c.String("shard")); err == nil { // run reported a bad --shard already
-				gw.SetShard(i)
-			}
+		} else if s.shard != nil {
+			gw.SetShard(*s.shard)
 		}
 		s.gw = gw
 	} else if s.pushDelete {
@@ -130,7 +135,13 @@ func startMetrics(c *cli.Context, build buildMeta) (*metricsSession, error) {
 		return nil, usageError("run: %s", strings.Join(errs, "; "))
 	}
 
-	m, err := prom.New(s.reg, s.build, c.StringSlice("strategies")...)
+	// A shard's series carry its share, so the shards of one run stay apart wherever they are gathered.
+	var reg prometheus.Registerer = s.reg
+	if s.shard != nil {
+		s.shardLabels = prometheus.Labels{"shard": strconv.Itoa(*s.shard)}
+		reg = prometheus.WrapRegistererWith(s.shardLabels, s.reg)
+	}
+	m, err := prom.New(reg, s.build, c.StringSlice("strategies")...)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
@@ -189,12 +200,12 @@ func (s *metricsSession) Finish(ctx context.Context, records []record.Trial, run
 	}, s.build)
 	var errs []error
 	if s.srv != nil {
-		if err := run.RegisterLabelled(s.reg, nil); err != nil {
+		if err := run.RegisterLabelled(s.reg, s.shardLabels); err != nil {
 			errs = append(errs, fmt.Errorf("metrics: %w", err))
 		}
 	}
 	if s.file != "" {
-		if err := prom.WriteTextfile(s.file, s.target, run); err != nil {
+		if err := prom.WriteTextfile(s.file, s.target, run, s.shardLabels); err != nil {
 			errs = append(errs, fmt.Errorf("metrics: %w", err))
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,11 +27,24 @@ func TestShardProcessesMergeIntoOneRun(t *testing.T) {
 	for i := range 4 {
 		procs = append(procs, safetyStart(t, env, nil, "run", "--url", base, "--user", "admin", "--shard", fmt.Sprintf("%d/4", i),
 			"--run-id", runID, "--tasks", "5", "--strategies", "poll,sdk", "--concurrency", "4", "--images", "2",
-			"--image-size", "16x12", "--poll-interval", "5ms", "--sdk-period", "5ms", "--out", out, "-q"))
+			"--image-size", "16x12", "--poll-interval", "5ms", "--sdk-period", "5ms", "--out", out, "-q",
+			"--metrics-file", filepath.Join(out, fmt.Sprintf("shard%d.prom", i))))
 	}
 	for i, p := range procs {
 		if code := p.wait(t, safetyExitDeadline); code != 0 {
 			t.Fatalf("shard %d exit %d: %s", i, code, p.stderr.String())
+		}
+	}
+	for i := range 4 { // every series of a shard's metrics carries its share
+		b, err := os.ReadFile(filepath.Join(out, fmt.Sprintf("shard%d.prom", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if !strings.HasPrefix(line, "#") && !strings.Contains(line, fmt.Sprintf(`shard="%d"`, i)) {
+				t.Errorf("shard %d metrics: %q has no shard label", i, line)
+				break
+			}
 		}
 	}
 	if left := api.leftovers(t); len(left) != 0 {
