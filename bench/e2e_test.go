@@ -30,6 +30,13 @@ func (fastClock) After(d time.Duration) <-chan time.Time { return time.After(min
 
 func newSim(t *testing.T) (*cvatsim.Server, string) {
 	t.Helper()
+	return newSimBehind(t, nil)
+}
+
+// newSimBehind is newSim with wrap (nil: none) between the test's HTTP server and the schema-checked emulator,
+// to watch what the run sends and gets.
+func newSimBehind(t *testing.T, wrap func(http.Handler) http.Handler) (*cvatsim.Server, string) {
+	t.Helper()
 	prof, err := cvatsim.LookupProfile("instant")
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +45,11 @@ func newSim(t *testing.T) (*cvatsim.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(schemacheck.Load(t).Middleware(t, srv.Handler())) // every response checked against CVAT's schema
+	var h http.Handler = schemacheck.Load(t).Middleware(t, srv.Handler()) // every response checked against CVAT's schema
+	if wrap != nil {
+		h = wrap(h)
+	}
+	hs := httptest.NewServer(h)
 	t.Cleanup(func() { hs.Close(); srv.Close() })
 	return srv, hs.URL
 }
@@ -311,23 +322,14 @@ func (o *orgRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // every project, task and webhook of the run is created in it, every trial succeeds, and the cleanup leaves
 // the organization empty and the personal sandbox's foreign task alone.
 func TestRunInOrganization(t *testing.T) {
-	prof, err := cvatsim.LookupProfile("instant")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := cvatsim.New(cvatsim.Options{Profile: prof})
-	if err != nil {
-		t.Fatal(err)
-	}
-	orgs := &orgRecorder{next: schemacheck.Load(t).Middleware(t, srv.Handler()), created: map[string][]any{}}
-	hs := httptest.NewServer(orgs)
-	t.Cleanup(func() { hs.Close(); srv.Close() })
+	orgs := &orgRecorder{created: map[string][]any{}}
+	_, base := newSimBehind(t, func(h http.Handler) http.Handler { orgs.next = h; return orgs })
 	ctx := context.Background()
-	key, err := cvat.Login(ctx, hs.URL, "admin", "admin", nil)
+	key, err := cvat.Login(ctx, base, "admin", "admin", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sandbox, err := cvat.New(cvat.Config{BaseURL: hs.URL, Auth: cvat.Token(key)})
+	sandbox, err := cvat.New(cvat.Config{BaseURL: base, Auth: cvat.Token(key)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +340,7 @@ func TestRunInOrganization(t *testing.T) {
 	if _, err := sandbox.CreateTask(ctx, cvat.TaskSpec{Name: "cvatbench-not-ours", Labels: []cvat.Label{{Name: "car"}}}); err != nil {
 		t.Fatal(err)
 	}
-	inOrg, err := cvat.New(cvat.Config{BaseURL: hs.URL, Auth: cvat.Token(key), Org: "lab"})
+	inOrg, err := cvat.New(cvat.Config{BaseURL: base, Auth: cvat.Token(key), Org: "lab"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +352,7 @@ func TestRunInOrganization(t *testing.T) {
 	cfg.PollInterval, cfg.SDKPeriod = time.Millisecond, time.Millisecond
 	cfg.BackoffInitial, cfg.BackoffMax, cfg.SafetyPoll = time.Millisecond, 2*time.Millisecond, 50*time.Millisecond
 	cfg.WebhookListen = "127.0.0.1:0"
-	cfg.Target, cfg.Org, cfg.OutDir = hs.URL, "lab", t.TempDir()
+	cfg.Target, cfg.Org, cfg.OutDir = base, "lab", t.TempDir()
 	r, err := bench.New(cfg, bench.WithClient(inOrg), bench.WithClock(fastClock{}))
 	if err != nil {
 		t.Fatal(err)

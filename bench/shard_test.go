@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,8 +16,6 @@ import (
 
 	"github.com/cvatbench/cvatbench/bench"
 	"github.com/cvatbench/cvatbench/cvat"
-	"github.com/cvatbench/cvatbench/cvatsim"
-	"github.com/cvatbench/cvatbench/internal/schemacheck"
 	"github.com/cvatbench/cvatbench/report"
 )
 
@@ -48,17 +45,8 @@ func (n *nameRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // whole run (every seq once, n the sum). A missing shard is named in the merge's warnings; a shard given
 // twice is refused.
 func TestShardsMergeIntoOneRun(t *testing.T) {
-	prof, err := cvatsim.LookupProfile("instant")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := cvatsim.New(cvatsim.Options{Profile: prof})
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := &nameRecorder{next: schemacheck.Load(t).Middleware(t, srv.Handler())}
-	hs := httptest.NewServer(names)
-	t.Cleanup(func() { hs.Close(); srv.Close() })
+	names := &nameRecorder{}
+	srv, base := newSimBehind(t, func(h http.Handler) http.Handler { names.next = h; return names })
 
 	const shards = 4
 	out := t.TempDir()
@@ -68,15 +56,16 @@ func TestShardsMergeIntoOneRun(t *testing.T) {
 	cfg.Timeout = 30 * time.Second
 	cfg.PollInterval, cfg.SDKPeriod, cfg.SafetyPoll = time.Millisecond, time.Millisecond, 50*time.Millisecond
 	cfg.WebhookListen = "127.0.0.1:0"
-	cfg.Target, cfg.OutDir, cfg.RunID, cfg.ShardCount = hs.URL, out, "20261203T120000Z-5a4d", shards
+	cfg.Target, cfg.OutDir, cfg.RunID, cfg.ShardCount = base, out, "20261203T120000Z-5a4d", shards
 	var wg sync.WaitGroup
 	results := make([]bench.Result, shards)
 	errs := make([]error, shards)
 	for i := range shards {
+		client := loginClient(t, base, "admin", "admin") // here: t.Fatal belongs to the test's goroutine
 		wg.Go(func() {
 			c := cfg
 			c.ShardIndex = i
-			results[i], errs[i] = runShard(t, c, hs.URL)
+			results[i], errs[i] = runShard(c, client)
 		})
 	}
 	wg.Wait()
@@ -144,16 +133,8 @@ func TestShardsMergeIntoOneRun(t *testing.T) {
 	}
 }
 
-func runShard(t *testing.T, cfg bench.Config, base string) (bench.Result, error) {
-	key, err := cvat.Login(context.Background(), base, "admin", "admin", nil)
-	if err != nil {
-		return bench.Result{}, err
-	}
-	c, err := cvat.New(cvat.Config{BaseURL: base, Auth: cvat.Token(key)})
-	if err != nil {
-		return bench.Result{}, err
-	}
-	r, err := bench.New(cfg, bench.WithClient(c), bench.WithClock(fastClock{}))
+func runShard(cfg bench.Config, client *cvat.Client) (bench.Result, error) {
+	r, err := bench.New(cfg, bench.WithClient(client), bench.WithClock(fastClock{}))
 	if err != nil {
 		return bench.Result{}, err
 	}

@@ -63,36 +63,11 @@ func load(t *testing.T) manifests {
 			if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
 				t.Fatalf("%s #%d: %v", f, i, err)
 			}
-			var name string
-			var err error
-			switch head.APIVersion + " " + head.Kind {
-			case "batch/v1 Job":
-				v := &batchv1.Job{}
-				err, name = strict([]byte(doc), v), v.Name
-				m.jobs[name] = v
-			case "v1 ConfigMap":
-				v := &corev1.ConfigMap{}
-				err, name = strict([]byte(doc), v), v.Name
-				m.configMaps[name] = v
-			case "v1 Secret":
-				v := &corev1.Secret{}
-				err, name = strict([]byte(doc), v), v.Name
-				m.secrets[name] = v
-			case "v1 PersistentVolumeClaim":
-				v := &corev1.PersistentVolumeClaim{}
-				err, name = strict([]byte(doc), v), v.Name
-				m.claims[name] = v
-			case "apps/v1 Deployment":
-				v := &appsv1.Deployment{}
-				err, name = strict([]byte(doc), v), v.Name
-				m.deployments[name] = v
-			case "v1 Service":
-				v := &corev1.Service{}
-				err, name = strict([]byte(doc), v), v.Name
-				m.services[name] = v
-			default:
+			decode, known := m.decoders()[head.APIVersion+" "+head.Kind]
+			if !known {
 				t.Fatalf("%s #%d: kind %s %s is not one the test knows", f, i, head.APIVersion, head.Kind)
 			}
+			name, err := decode([]byte(doc))
 			if err != nil {
 				t.Fatalf("%s #%d (%s): %v", f, i, head.Kind, err)
 			}
@@ -102,6 +77,36 @@ func load(t *testing.T) manifests {
 		}
 	}
 	return m
+}
+
+// decoders decode one document of each known kind strictly into m, returning its name.
+func (m manifests) decoders() map[string]func([]byte) (string, error) {
+	return map[string]func([]byte) (string, error){
+		"batch/v1 Job":             into(m.jobs),
+		"v1 ConfigMap":             into(m.configMaps),
+		"v1 Secret":                into(m.secrets),
+		"v1 PersistentVolumeClaim": into(m.claims),
+		"apps/v1 Deployment":       into(m.deployments),
+		"v1 Service":               into(m.services),
+	}
+}
+
+// object is what every API type has: a name in its ObjectMeta.
+type object interface{ GetName() string }
+
+// into decodes a document strictly into a new T and files it by name.
+func into[T any, P interface {
+	*T
+	object
+}](byName map[string]P) func([]byte) (string, error) {
+	return func(doc []byte) (string, error) {
+		v := P(new(T))
+		if err := strict(doc, v); err != nil {
+			return "", err
+		}
+		byName[v.GetName()] = v
+		return v.GetName(), nil
+	}
 }
 
 func TestStrictDecodingRejectsUnknownFields(t *testing.T) {
