@@ -8,6 +8,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 
@@ -67,9 +68,29 @@ func Validate(c Config) error {
 	if len(c.Strategies) == 0 {
 		errs = append(errs, fmt.Errorf("no strategies given (known: %s)", strings.Join(known, ", ")))
 	}
+	effective := map[string]string{}
+	receivers := 0
 	for _, s := range c.Strategies {
-		if !slices.Contains(known, s) {
-			errs = append(errs, fmt.Errorf("unknown strategy %q (known: %s)", s, strings.Join(known, ", ")))
+		sp, err := strategies.ParseSpec(s, strategyParams(c))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, err := strategies.New(s, strategyParams(c)); err != nil {
+			errs = append(errs, err)
+		}
+		if first, dup := effective[sp.Effective]; dup && first != s {
+			errs = append(errs, fmt.Errorf("strategies %q and %q are the same configuration (%s)", first, s, sp.Effective))
+		}
+		effective[sp.Effective] = s
+		if sp.Name == "webhook" {
+			receivers++
+		}
+	}
+	if receivers > 1 {
+		if _, port, err := net.SplitHostPort(c.WebhookListen); err == nil && port != "0" {
+			errs = append(errs, fmt.Errorf("%d webhook strategies need a receiver each, but the webhook listen address %s fixes the port: "+
+				"use port 0", receivers, c.WebhookListen))
 		}
 	}
 	if c.RunID != "" {
@@ -80,8 +101,26 @@ func Validate(c Config) error {
 	}
 	errs = append(errs, c.Validate())
 	// The webhook receiver's address would otherwise fail only in Prepare, after the run's set-up.
-	if slices.Contains(c.Strategies, "webhook") {
+	if usesStrategy(c, "webhook") {
 		errs = append(errs, strategies.CheckWebhookAddress(c.WebhookListen, c.WebhookURL))
 	}
 	return errors.Join(errs...)
+}
+
+// usesStrategy reports whether any spec of c names the registered strategy name.
+func usesStrategy(c Config, name string) bool {
+	return slices.ContainsFunc(c.Strategies, func(s string) bool { return strategies.BaseName(s) == name })
+}
+
+// Canonical returns c with every strategy spec that parses in its canonical spelling ("poll:interval=0.025s"
+// becomes "poll:interval=25ms"), the names its rows, files and metrics carry. Specs that do not parse are
+// left for Validate to report.
+func Canonical(c Config) Config {
+	c.Strategies = slices.Clone(c.Strategies)
+	for i, s := range c.Strategies {
+		if sp, err := strategies.ParseSpec(s, strategyParams(c)); err == nil {
+			c.Strategies[i] = sp.Canonical
+		}
+	}
+	return c
 }

@@ -141,7 +141,7 @@ func WithPingClock(listen, publicURL string) Option {
 	}
 }
 
-// WithStrategy replaces the registered strategy of the same name, which must be in Config.Strategies.
+// WithStrategy replaces the strategy of the bare spec s.Name(), which must be in Config.Strategies.
 func WithStrategy(s strategies.Strategy) Option {
 	return func(r *Runner) error {
 		if s == nil || !slices.Contains(r.cfg.Strategies, s.Name()) {

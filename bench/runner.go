@@ -89,9 +89,10 @@ type Runner struct {
 	prepared []strategies.Preparer // Prepare succeeded or was attempted: Close them
 }
 
-// New validates cfg, builds its strategies and applies opts. A client (WithClient or WithAPI) is required.
+// New validates cfg (Validate), spells its strategy specs canonically (Canonical), builds its strategies and applies opts. A client (WithClient or WithAPI) is required.
 func New(cfg Config, opts ...Option) (*Runner, error) {
-	if err := cfg.Validate(); err != nil {
+	cfg = Canonical(cfg)
+	if err := Validate(cfg); err != nil {
 		return nil, fmt.Errorf("invalid config: %w", err)
 	}
 	r := &Runner{
@@ -226,7 +227,7 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	}
 	r.originals = newOriginalLumas(files)
 	// A receiver port in use would otherwise be found only by Prepare, after the projects were created.
-	if slices.Contains(r.cfg.Strategies, "webhook") {
+	if usesStrategy(r.cfg, "webhook") {
 		if err := strategies.CheckWebhookListen(r.cfg.WebhookListen); err != nil {
 			return res, err
 		}

@@ -203,7 +203,7 @@ func Merge(runs []*Run) (*Merged, error) {
 	meta.Target = strings.Join(targets, ", ")
 	meta.FinishedAt = finished
 	for _, name := range meta.Config.Strategies {
-		meta.HistogramFiles = append(meta.HistogramFiles, name+record.HlogExt)
+		meta.HistogramFiles = append(meta.HistogramFiles, record.HlogFile(name))
 	}
 	merged.Meta = meta
 	m.Run = merged

@@ -71,3 +71,12 @@ func HookPings(w *Webhook) int {
 	defer w.mu.Unlock()
 	return w.pings
 }
+
+// SpecKeysForTest returns, per strategy, whether it takes spec keys: the set of names specs know.
+func SpecKeysForTest() map[string]bool {
+	m := map[string]bool{}
+	for name, keys := range specKeys {
+		m[name] = len(keys) > 0
+	}
+	return m
+}

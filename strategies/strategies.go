@@ -162,15 +162,16 @@ var registry = map[string]func(Params) (Strategy, error){
 // Names returns the registered strategy names, in a fixed order.
 func Names() []string { return slices.Clone(names) }
 
-// New returns the strategy called name, configured from p.
-func New(name string, p Params) (Strategy, error) {
-	mk, ok := registry[name]
-	if !ok {
-		return nil, fmt.Errorf("unknown strategy %q (valid: %s)", name, strings.Join(names, ", "))
-	}
-	s, err := mk(p)
+// New returns the strategy a spec names (NAME[:key=value]..., see ParseSpec), configured from p with the
+// spec's overrides.
+func New(spec string, p Params) (Strategy, error) {
+	sp, err := ParseSpec(spec, p)
 	if err != nil {
-		return nil, fmt.Errorf("strategy %s: %w", name, err)
+		return nil, err
+	}
+	s, err := registry[sp.Name](sp.Params)
+	if err != nil {
+		return nil, fmt.Errorf("strategy %s: %w", sp.Canonical, err)
 	}
 	return s, nil
 }

@@ -102,13 +102,26 @@ func (w *Writer) writeMetaLocked(m Meta) error {
 	return nil
 }
 
+// HlogFile is the name of a strategy's .hlog file: the strategy (spec) with every byte outside
+// [A-Za-z0-9._-] replaced by '_', so "poll:interval=25ms" is poll_interval_25ms.hlog on any file system. The
+// tags inside the file keep the spec's own spelling.
+func HlogFile(strategy string) string {
+	b := []byte(strategy)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b) + HlogExt
+}
+
 // WriteHlogs writes <strategy>.hlog for each strategy: the end-to-end interval tagged with the strategy name and
 // the detection-delay interval tagged <strategy>.detection, both covering [start, end]. It returns the file
 // names written.
 func (w *Writer) WriteHlogs(names []string, rec *Recorder, start, end time.Time) ([]string, error) {
 	var files []string
 	for _, name := range names {
-		file := name + HlogExt
+		file := HlogFile(name)
 		if err := writeHlog(filepath.Join(w.dir, file), name, rec, start, end); err != nil {
 			return files, err
 		}

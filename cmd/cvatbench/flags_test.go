@@ -87,6 +87,14 @@ func flagsCases(dir, file, busy, reject string) []flagCase {
 
 		// run: workload.
 		{name: "strategy twice", cmd: "run", flag: "strategies", args: []string{"--strategies", "poll,poll"}, code: exitUsage, want: "twice"},
+		{name: "spec with an unknown key", cmd: "run", flag: "strategies", args: []string{"--strategies", "poll:period=1s"}, code: exitUsage, want: `poll has no parameter "period"`},
+		{name: "spec with a bad value", cmd: "run", flag: "strategies", args: []string{"--strategies", "poll:interval=fast"}, code: exitUsage, want: "interval=fast: not a duration"},
+		{name: "spec without a value", cmd: "run", flag: "strategies", args: []string{"--strategies", "backoff:factor"}, code: exitUsage, want: "is not key=value"},
+		{name: "spec with a negative interval", cmd: "run", flag: "strategies", args: []string{"--strategies", "poll:interval=-25ms"}, code: exitUsage, want: "interval must be positive"},
+		{name: "spec with a factor below 1", cmd: "run", flag: "strategies", args: []string{"--strategies", "backoff:factor=0.5"}, code: exitUsage, want: "factor must be at least 1"},
+		{name: "spec duplicating a bare name", cmd: "run", flag: "strategies", args: []string{"--strategies", "poll", "--strategies", "poll:interval=0.1s"}, code: exitUsage, want: "same configuration"},
+		{name: "spec given twice in two spellings", cmd: "run", flag: "strategies", args: []string{"--strategies", "poll:interval=25ms", "--strategies", "poll:interval=0.025s"}, code: exitUsage, want: "twice"},
+		{name: "two webhook specs on a fixed port", cmd: "run", flag: "strategies", args: []string{"--strategies", "webhook,webhook:safety=1s", "--webhook-listen", "127.0.0.1:18080"}, code: exitUsage, want: "use port 0"},
 		{name: "empty strategy", cmd: "run", flag: "strategies", args: []string{"--strategies", ""}, code: exitUsage, want: `unknown strategy ""`},
 		{name: "negative tasks", cmd: "run", flag: "tasks", args: []string{"--tasks", "-1"}, code: exitUsage, want: "-1"},
 		{name: "a billion tasks", cmd: "run", flag: "tasks", args: []string{"--tasks", "1000000000"}, code: exitUsage, want: "tasks per strategy 1000000000 exceeds the limit"},

@@ -42,7 +42,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "token", EnvVars: []string{"CVAT_ACCESS_TOKEN"}, Usage: "CVAT personal access token"},
 			&cli.StringFlag{Name: "org", Usage: "organization slug; empty: personal sandbox"},
 			&cli.StringFlag{Name: "clock", Value: "auto", Usage: "clock-offset estimate for a real server: ping (webhook pings to a receiver on 127.0.0.1, for a server on this host; ±1 ms), upload (per trial, from the upload call; ±tens of ms), auto (ping for a loopback --url, else upload)"},
-			&cli.StringSliceFlag{Name: "strategies", Value: cli.NewStringSlice(d.Strategies...), Usage: "wait strategies to compare"},
+			&cli.StringSliceFlag{Name: "strategies", Value: cli.NewStringSlice(d.Strategies...), Usage: "wait strategies to compare, repeatable; each is NAME[:key=value]..., e.g. poll:interval=25ms or backoff:initial=50ms:factor=1.5:max=2s, its own row named by its canonical spelling. Keys: poll interval; sdk, cli period; ui seed; backoff initial, factor, max, jitter, seed; webhook safety. A bare name takes the --poll-interval family of flags"},
 			&cli.IntFlag{Name: "tasks", Value: d.TasksPerStrategy, Usage: fmt.Sprintf("tasks per strategy (and image quality and segment size), at most %d, and at most %d trials in the run", record.MaxTasksPerStrategy, record.MaxTrials)},
 			&cli.IntFlag{Name: "concurrency", Value: d.Concurrency, Usage: fmt.Sprintf("closed loop: trials in flight, at most %d", record.MaxConcurrency)},
 			&cli.Float64Flag{Name: "rate", Usage: "open loop: trials started per second (instead of --concurrency)"},
@@ -127,6 +127,7 @@ func runConfig(c *cli.Context) bench.Config {
 			cfg.SimFaults = ""
 		}
 	}
+	cfg = bench.Canonical(cfg)
 	// --duration alone runs until the time is up: the default task count does not apply.
 	if cfg.Duration > 0 && !c.IsSet("tasks") {
 		cells := max(len(cfg.Strategies)*len(cfg.ImageQualities)*len(cfg.SegmentSizes), 1)

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +155,54 @@ func TestRunOnEmbeddedEmulatorPrintsTableFromResults(t *testing.T) {
 	}
 	if r.Meta.Target != "embedded" || r.Meta.EmulatorProfile != "instant" || r.Meta.ServerVersion == "" || r.Meta.ToolCommit == "" {
 		t.Errorf("meta %+v", r.Meta)
+	}
+}
+
+// Strategy specs are rows of their own, named canonically, with their histograms in files every file system
+// takes; the bare name keeps the --poll-interval flag as its default.
+func TestRunStrategySpecsAreRows(t *testing.T) {
+	out := t.TempDir()
+	code, stdout, stderr := cvatbench("run", "--sim-profile", "instant", "--strategies", "poll",
+		"--strategies", "poll:interval=0.002s", "--strategies", "backoff:initial=1ms:factor=1.5:max=20ms",
+		"--tasks", "2", "--concurrency", "2", "--images", "1", "--image-size", "16x16", "--poll-interval", "5ms", "--out", out)
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(out, "*"))
+	if len(dirs) != 1 {
+		t.Fatalf("results dirs %v", dirs)
+	}
+	r, err := report.Load(dirs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"poll", "poll:interval=2ms", "backoff:initial=1ms:factor=1.5:max=20ms"}
+	if !slices.Equal(r.Meta.Config.Strategies, want) {
+		t.Errorf("meta strategies %q, want %q", r.Meta.Config.Strategies, want)
+	}
+	s, err := report.Summarize(r, report.DefaultPercentiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for _, row := range s.Rows {
+		rows = append(rows, row.Strategy)
+		if row.N != 2 || row.OK != 2 {
+			t.Errorf("row %s: n %d ok %d", row.Strategy, row.N, row.OK)
+		}
+		if h := r.Histograms[row.Strategy]; h == nil || h.TotalCount() != 2 {
+			t.Errorf("row %s: histogram %v", row.Strategy, h)
+		}
+	}
+	if !slices.Equal(rows, want) {
+		t.Errorf("rows %q, want %q\n%s", rows, want, stdout)
+	}
+	for _, f := range []string{"poll.hlog", "poll_interval_2ms.hlog", "backoff_initial_1ms_factor_1.5_max_20ms.hlog"} {
+		if _, err := os.Stat(filepath.Join(dirs[0], f)); err != nil {
+			t.Errorf("histogram file: %v", err)
+		}
+	}
+	if r.Meta.Config.PollInterval != 5*time.Millisecond {
+		t.Errorf("poll interval %v, want the flag's 5ms", r.Meta.Config.PollInterval)
 	}
 }
