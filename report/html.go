@@ -48,7 +48,7 @@ func HTML(run *Run, o Options) Reporter {
 			return err
 		}
 		var figures []htmlFigure
-		for _, name := range []string{PlotPercentiles, PlotFrontier, PlotQuality, PlotFidelity} {
+		for _, name := range []string{PlotPercentiles, PlotFrontier, PlotBound, PlotQuality, PlotFidelity} {
 			p, ok := plots[name]
 			if !ok {
 				continue

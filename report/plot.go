@@ -49,6 +49,9 @@ func Plots(run *Run) (map[string]*plot.Plot, error) {
 	if out[PlotFrontier], err = frontierPlot(run); err != nil {
 		return nil, err
 	}
+	if out[PlotBound], err = boundPlot(run); err != nil {
+		return nil, err
+	}
 	if s.Sweep {
 		if out[PlotQuality], err = qualityPlot(s); err != nil {
 			return nil, err
@@ -208,13 +211,8 @@ type whiskers struct {
 // trade-off between load on CVAT and speed, where the lower left corner wins. Points are told apart by colour
 // and shape in a legend above them: text beside the points overlapped where strategies lie close.
 func frontierPlot(run *Run) (*plot.Plot, error) {
-	// One point per strategy over every quality of a sweep: flatten the qualities.
-	flat := &Run{Meta: run.Meta, Trials: slices.Clone(run.Trials)}
-	flat.Meta.Config.ImageQualities = nil
-	for i := range flat.Trials {
-		flat.Trials[i].ImageQuality = 0
-	}
-	s, err := Summarize(flat, []float64{50, 90})
+	// One point per strategy over every cell of a sweep.
+	s, err := Summarize(flattenCells(run), []float64{50, 90})
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"image/png"
 	"io"
 	"os"
@@ -20,8 +21,8 @@ func TestWritePlots(t *testing.T) {
 		qualities []int
 		want      []string
 	}{
-		{"single quality", []int{70}, []string{"frontier", "percentiles"}},
-		{"sweep", []int{30, 90}, []string{"frontier", "percentiles", "quality"}},
+		{"single quality", []int{70}, []string{"bound", "frontier", "percentiles"}},
+		{"sweep", []int{30, 90}, []string{"bound", "frontier", "percentiles", "quality"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,6 +61,30 @@ func TestWritePlots(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The bound plot draws the pooled bound over every ok trial's upload→visible time and a point per strategy
+// with a mean detection delay.
+func TestBoundPlotDrawsTheBound(t *testing.T) {
+	for _, qualities := range [][]int{{70}, {30, 90}} {
+		p, err := boundPlot(fixtureRun(qualities))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := renderPlot(p, "svg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("optimal fixed schedule (%d trials)", 20*len(qualities))
+		for _, s := range []string{want, ">poll<", ">sdk<"} {
+			if !bytes.Contains(b, []byte(s)) {
+				t.Errorf("qualities %v: the plot lacks %q", qualities, s)
+			}
+		}
+		if bytes.Contains(b, []byte(">ui<")) {
+			t.Errorf("ui has no ok trial but is drawn")
+		}
 	}
 }
 

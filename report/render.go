@@ -118,6 +118,9 @@ func fields(s *Summary, row Row) []field {
 		field{"max_ms", ms(row.EndToEnd.MaxMs, row.EndToEnd.N > 0)},
 		field{"detect_p50_ms", ms(row.Detection.At(50))},
 		field{"detect_p99_ms", ms(row.Detection.At(99))},
+		field{"detect_mean_ms", msPtr(row.DetectionMeanMs)},
+		field{"bound_ms", msPtr(row.BoundMs)},
+		field{"bound_gap_ms", msPtr(row.BoundGapMs)},
 	)
 	if row.OK > 0 {
 		fs = append(fs, field{"req_mean", math.Round(row.RequestsMean*1000) / 1000}, field{"req_p50", row.RequestsP50})
@@ -125,6 +128,14 @@ func fields(s *Summary, row Row) []field {
 		fs = append(fs, field{"req_mean", nil}, field{"req_p50", nil})
 	}
 	return fs
+}
+
+// msPtr rounds an optional millisecond value to the microsecond; nil stays null.
+func msPtr(v *float64) any {
+	if v == nil {
+		return nil
+	}
+	return math.Round(*v*1000) / 1000
 }
 
 func ratio(num, den int) any {

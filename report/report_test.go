@@ -34,12 +34,17 @@ func fixtureRun(qualities []int) *Run {
 	}
 	for _, q := range qualities {
 		for i := range 10 {
+			// Upload done at 200 ms, jobs visible 300..570 ms after it: the bound's samples.
+			uploaded := start.Add(200 * time.Millisecond)
+			visible := uploaded.Add(time.Duration(300+i*30) * time.Millisecond)
 			add(record.Trial{Strategy: "poll", ImageQuality: q, Result: record.ResultOK,
 				EndToEndMs: f(800 + float64(i*10+q)), DetectionDelayMs: f(100 + float64(i)),
-				Requests: 2 + i%3, JobsVisibleSource: record.VisibleFromServerFinished})
+				Requests: 2 + i%3, JobsVisibleSource: record.VisibleFromServerFinished,
+				UploadDoneAt: &uploaded, JobsVisibleAt: &visible})
 			add(record.Trial{Strategy: "sdk", ImageQuality: q, Result: record.ResultOK,
 				EndToEndMs: f(5000 + float64(i*100)), DetectionDelayMs: f(4200 + float64(i*50)),
-				Requests: 2, JobsVisibleSource: record.VisibleFromServerFinished})
+				Requests: 2, JobsVisibleSource: record.VisibleFromServerFinished,
+				UploadDoneAt: &uploaded, JobsVisibleAt: &visible})
 		}
 		add(record.Trial{Strategy: "sdk", ImageQuality: q, Result: record.ResultTimeout, ErrorClass: "timeout"})
 		add(record.Trial{Strategy: "ui", ImageQuality: q, Result: record.ResultError, ErrorClass: "http_5xx"})
@@ -131,7 +136,7 @@ func TestMarkdownEscapesPipes(t *testing.T) {
 		t.Errorf("pipe not escaped:\n%s", buf.String())
 	}
 	for _, line := range strings.Split(buf.String(), "\n") {
-		if strings.HasPrefix(line, "|") && strings.Count(strings.ReplaceAll(line, `\|`, ""), "|") != 12 {
+		if strings.HasPrefix(line, "|") && strings.Count(strings.ReplaceAll(line, `\|`, ""), "|") != 14 {
 			t.Errorf("row has a broken column count: %q", line)
 		}
 	}

@@ -47,6 +47,8 @@ type Summary struct {
 	MaxInFlight int `json:"max_in_flight,omitempty"` // the bound they met; set when Dropped > 0
 	// Quality is what the chunk probes measured, per image quality; nil when the run did not probe.
 	Quality *QualitySummary `json:"quality,omitempty"`
+	// Bounds are the optimal-polling bounds of the run's cells (bound.go), which Row.BoundMs reads.
+	Bounds []CellBound `json:"bounds,omitempty"`
 }
 
 // WaitErrors are the errors of trials whose strategy ran: the strategy's own.
@@ -79,6 +81,14 @@ type Row struct {
 	// Requests made by the strategy while waiting, over ok trials.
 	RequestsMean float64 `json:"requests_mean"`
 	RequestsP50  int     `json:"requests_p50"`
+	// DetectionMeanMs is the mean detection delay of the ok trials with a jobs-visible time (exact, from the
+	// trials): the figure the optimal-polling bound is in.
+	DetectionMeanMs *float64 `json:"detection_mean_ms,omitempty"`
+	// BoundMs is the cell's optimal-polling bound at RequestsMean: the least mean detection delay any fixed
+	// schedule of jobs listings reaches with that many listings on average. BoundGapMs is DetectionMeanMs
+	// minus it; negative means below the bound. nil below one request, where no listing schedule goes.
+	BoundMs    *float64 `json:"bound_ms,omitempty"`
+	BoundGapMs *float64 `json:"bound_gap_ms,omitempty"`
 }
 
 // Latency is a distribution read from an HdrHistogram (values are bucket edges, 3 significant digits).
@@ -168,6 +178,7 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 	s.Interrupted, s.Abandoned = run.Meta.Interrupted, run.Meta.Abandoned
 	s.FaultsInjected = run.Meta.FaultsInjected
 	groups := map[key][]record.Trial{}
+	visible := map[[2]int][]float64{} // bound samples by cell
 	for _, t := range run.Trials {
 		if canceledByInterrupt(t) {
 			s.Canceled++
@@ -186,6 +197,9 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 			k.segment = t.SegmentSize
 		}
 		groups[k] = append(groups[k], t)
+		if v, ok := visibleAfterUpload(t); ok {
+			visible[[2]int{k.quality, k.segment}] = append(visible[[2]int{k.quality, k.segment}], v)
+		}
 		if _, ok := order[t.Strategy]; !ok {
 			order[t.Strategy] = len(order) + 1<<20 // unknown strategies after the configured ones
 		}
@@ -209,13 +223,16 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 		s.VisibleSources = nil
 	}
 	s.Quality = summarizeQuality(run)
+	s.Bounds = boundCells(visible)
+	setBoundGaps(s)
 	return s, nil
 }
 
 func summarizeRow(strategy string, quality int, trials []record.Trial, ps, detPs []float64, e2e, det *hdrhistogram.Histogram) Row {
 	row := Row{Strategy: strategy, ImageQuality: quality, N: len(trials)}
-	var e2eOver, detOver int
+	var e2eOver, detOver, detN int
 	var reqs []int
+	detSum := 0.0
 	for _, t := range trials {
 		if t.Result != record.ResultOK {
 			row.Errors++
@@ -238,6 +255,14 @@ func summarizeRow(strategy string, quality int, trials []record.Trial, ps, detPs
 		if !recordMs(det, t.DetectionDelayMs) {
 			detOver++
 		}
+		if t.DetectionDelayMs != nil {
+			detSum += *t.DetectionDelayMs
+			detN++
+		}
+	}
+	if detN > 0 {
+		m := detSum / float64(detN)
+		row.DetectionMeanMs = &m
 	}
 	row.EndToEnd = latency(e2e, ps, e2eOver)
 	row.Detection = latency(det, detPs, detOver)

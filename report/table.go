@@ -67,7 +67,7 @@ func tableHeader(s *Summary) []string {
 	for _, p := range s.Percentiles {
 		header = append(header, percentileName(p)+"_s")
 	}
-	return append(header, "max_s", "detect_p50_s", "detect_p99_s", "req_mean", "req_p50")
+	return append(header, "max_s", "detect_p50_s", "detect_p99_s", "detect_mean_s", "vs_bound_s", "req_mean", "req_p50")
 }
 
 // tableCells is one row of the human tables, unescaped, in tableHeader's order.
@@ -84,7 +84,7 @@ func tableCells(s *Summary, row Row) []string {
 		cells = append(cells, secs(row.EndToEnd.At(p)))
 	}
 	cells = append(cells, secs(row.EndToEnd.MaxMs, row.EndToEnd.N > 0),
-		secs(row.Detection.At(50)), secs(row.Detection.At(99)))
+		secs(row.Detection.At(50)), secs(row.Detection.At(99)), secsPtr(row.DetectionMeanMs), signedSecsPtr(row.BoundGapMs))
 	if row.OK > 0 {
 		return append(cells, strconv.FormatFloat(row.RequestsMean, 'f', 1, 64), strconv.Itoa(row.RequestsP50))
 	}
@@ -210,6 +210,7 @@ func footer(w io.Writer, s *Summary, markdown bool) error {
 	case s.VisibleSources["emulator"] > 0:
 		fmt.Fprintf(&b, "detect_*: jobs-visible time from the emulator's ground truth; numbers describe the emulator profile, not a real CVAT\n")
 	}
+	b.WriteString(boundNotes(s))
 	if s.Server != "" {
 		fmt.Fprintf(&b, "measured on: %s\n", s.Server)
 	}
@@ -226,6 +227,26 @@ func footer(w io.Writer, s *Summary, markdown bool) error {
 	}
 	_, err := io.WriteString(w, notes)
 	return err
+}
+
+// secsPtr is secs of an optional value.
+func secsPtr(ms *float64) string {
+	if ms == nil {
+		return secs(0, false)
+	}
+	return secs(*ms, true)
+}
+
+// signedSecsPtr is secsPtr with a sign: above (+) or below (−) a reference.
+func signedSecsPtr(ms *float64) string {
+	if ms == nil {
+		return secs(0, false)
+	}
+	v := strconv.FormatFloat(*ms/1000, 'f', 3, 64)
+	if *ms >= 0 {
+		v = "+" + v
+	}
+	return v
 }
 
 // secs formats milliseconds as seconds with millisecond precision, "n/a" for an empty distribution.
