@@ -141,8 +141,8 @@ func TestHTMLIsSelfContained(t *testing.T) {
 			t.Errorf("page contains %s", tag)
 		}
 	}
-	if n := strings.Count(page, "<svg"); n != 3 {
-		t.Errorf("%d inline SVGs, want 3 (percentiles, frontier, quality)", n)
+	if n := strings.Count(page, "<svg"); n != 4 {
+		t.Errorf("%d inline SVGs, want 4 (percentiles, frontier, bound, quality)", n)
 	}
 	if strings.Contains(page, "<?xml") {
 		t.Error("XML declaration left inside HTML")
