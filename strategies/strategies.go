@@ -72,6 +72,7 @@ const (
 	SignalRequestFinished  = "request-finished"
 	SignalRequestExpired   = "request-expired"
 	SignalWebhookCreateJob = "webhook:create:job"
+	SignalWebhookFirstJob  = "webhook:first-job" // the first create:job, then one listing
 	SignalWebhookCompleted = "webhook:completed:request"
 	SignalSafetyPoll       = "safety-poll"
 )

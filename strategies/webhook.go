@@ -50,6 +50,13 @@ var _ hookClient = (*cvat.Client)(nil)
 // Webhook waits for CVAT to push the news: Prepare starts a local HTTP receiver and creates a project webhook
 // pointing at it; Wait returns on the first delivery that proves the job list is complete.
 //
+//   - Every version: CVAT queues each create:job delivery at the import worker's commit (API.md §8.4), and
+//     that one commit holds every job of the task (§9.3). So the first create:job delivery already means the
+//     list is complete: one GET /api/jobs?task_id&page_size=all&sort=id returns it (signal
+//     "webhook:first-job"), one delivery hop after the commit. The rules below are what remains when that
+//     listing is empty, which CVAT does not do: its single webhook worker sends a task's N create:job
+//     deliveries one after another, and completed:request only after them, about 40 ms a hop.
+//
 //   - CVAT 2.73 and later (About version, or the events list when the version does not parse): events
 //     create:job and completed:request[create:task]. A finished completed:request is delivered after the
 //     commit (API.md §8.4), so one GET /api/jobs?task_id&page_size=all&sort=id then returns every ID
@@ -546,6 +553,7 @@ func (w *Webhook) Wait(ctx context.Context, api API, clk Clock, t Trial) (Outcom
 	var (
 		last   *cvat.Request
 		safety <-chan time.Time // armed after the first look at the buffered events
+		listed bool             // the listing on the first create:job was made
 	)
 	for {
 		w.mu.Lock()
@@ -554,6 +562,7 @@ func (w *Webhook) Wait(ctx context.Context, api API, clk Clock, t Trial) (Outcom
 			ids = sortedKeys(st.jobIDs)
 		}
 		rq := st.request
+		firstJob := len(st.jobIDs) > 0 && !listed
 		w.mu.Unlock()
 		switch {
 		case ids != nil:
@@ -568,6 +577,18 @@ func (w *Webhook) Wait(ctx context.Context, api API, clk Clock, t Trial) (Outcom
 			return Outcome{Request: rq}, failed(*rq, t.RqID)
 		case rq != nil:
 			return Outcome{Request: rq}, fmt.Errorf("completed:request for task %d with status %q", t.TaskID, rq.Status)
+		case firstJob && rq == nil:
+			// CVAT queues create:job at the worker's commit, which holds every job of the task: one listing
+			// now returns them all, one delivery hop after the commit instead of N behind one worker.
+			listed = true
+			ids, err := patientJobIDs(ctx, api, clk, allJobsQuery(t.TaskID), noPause)
+			if err != nil {
+				return Outcome{Request: rq}, err
+			}
+			if len(ids) > 0 {
+				return Outcome{JobIDs: ids, SeenAt: clk.Now(), Signal: SignalWebhookFirstJob, Request: rq}, nil
+			}
+			continue // not what CVAT does: wait for the other signals
 		}
 
 		if safety == nil {

@@ -358,10 +358,17 @@ func TestWebhookWait(t *testing.T) {
 		wantCalls  []string
 		wantErr    func(error) bool
 		check      func(strategies.Outcome) bool
+		edit       func(*fakeAPI)
 	}{
 		{
+			name: "first create:job while waiting: one listing returns every job", version: "2.73.0",
+			during:     []map[string]any{createJob(101, 42)},
+			wantSignal: "webhook:first-job", wantIDs: []int{101, 102},
+			wantCalls: []string{"jobs(page=0,size=-1,sort=id)@0s"},
+		},
+		{
 			name: "completed:request while waiting", version: "2.73.0",
-			during:     []map[string]any{createJob(101, 42), createJob(102, 42), completed(42, "finished", "")},
+			during:     []map[string]any{completed(42, "finished", "")},
 			wantSignal: "webhook:completed:request", wantIDs: []int{101, 102},
 			wantCalls: []string{"jobs(page=0,size=-1,sort=id)@0s"}, check: finishedReq,
 		},
@@ -387,10 +394,20 @@ func TestWebhookWait(t *testing.T) {
 			},
 		},
 		{
-			name: "old server: update:task count equals create:job count, no call", version: "2.72.0",
+			name: "old server: the first create:job is listed too", version: "2.72.0",
+			before:     []map[string]any{updateTask(42, 0), createJob(103, 42)},
+			wantSignal: "webhook:first-job", wantIDs: []int{101, 102},
+			wantCalls: []string{"jobs(page=0,size=-1,sort=id)@0s"},
+		},
+		{
+			// Not what CVAT does (it queues create:job at the commit), but a listing that comes back empty
+			// must not end the wait: update:task's count and the create:job events still complete it.
+			name: "empty listing on the first create:job: count equals create:job count", version: "2.72.0",
+			edit:       func(f *fakeAPI) { f.visibleAt, f.finishedAt = time.Hour, time.Hour },
 			before:     []map[string]any{updateTask(42, 0), createJob(103, 42)},
 			during:     []map[string]any{createJob(101, 42), updateTask(42, 3), createJob(102, 42)},
 			wantSignal: "webhook:create:job", wantIDs: []int{101, 102, 103},
+			wantCalls: []string{"jobs(page=0,size=-1,sort=id)@0s"},
 		},
 	}
 	for _, tc := range tests {
@@ -403,6 +420,9 @@ func TestWebhookWait(t *testing.T) {
 			}
 			clk := newManualClock()
 			f := newFakeAPI(t, clk)
+			if tc.edit != nil {
+				tc.edit(f)
+			}
 			res := startWait(t, w, f, clk)
 			for _, e := range tc.during {
 				if code := h.post(e); code != http.StatusOK {
