@@ -28,7 +28,7 @@ func boundPlot(run *Run) (*plot.Plot, error) {
 	}
 	p := newPlot("Detection against API load, with the optimal-polling bound", run.Meta.RunID,
 		"requests per trial (mean, log)", "detection delay (mean, s, log)")
-	p.Legend.Top, p.Legend.Left = false, false
+	p.Legend.Top, p.Legend.Left = true, false
 	const floorS = 0.001 // log axis: a mean below 1 ms sits on the floor
 	maxX, entries := 1.0, 0
 	for i, row := range s.Rows {
@@ -72,7 +72,10 @@ func boundPlot(run *Run) (*plot.Plot, error) {
 	p.X.Max = math.Max(p.X.Max*1.2, 2)
 	p.Y.Min = max(p.Y.Min/1.5, floorS/1.5)
 	p.Y.Max *= 1.5
-	_ = entries
+	// Headroom for the legend above everything drawn, on the log axis: legendHeadroom's share of the height.
+	const legendLine = 0.055
+	f := min(0.6, legendLine*float64(entries+2))
+	p.Y.Max = p.Y.Min * math.Pow(p.Y.Max/p.Y.Min, 1/(1-f))
 	return p, nil
 }
 
