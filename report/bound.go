@@ -382,3 +382,21 @@ func lowerHull(pts []BoundPoint) []BoundPoint {
 	}
 	return h
 }
+
+// BestWithin is the least-delay fixed schedule of at most k listings per task over samples: the frontier's
+// right end under that budget (PollingBound with maxPolls k, listings free).
+func BestWithin(samples []float64, k int) BoundPoint {
+	x := slices.Clone(samples)
+	for i, v := range x {
+		x[i] = max(v, 0)
+	}
+	slices.Sort(x)
+	if len(x) == 0 || k < 1 {
+		return BoundPoint{}
+	}
+	if k >= len(x) {
+		k = 0 // a listing at every sample fits
+	}
+	s := newBoundSolver(x, k)
+	return s.point(s.solve(0))
+}

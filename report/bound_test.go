@@ -187,3 +187,21 @@ func TestBoundDegenerate(t *testing.T) {
 		t.Errorf("At(3) = %v, %v", d, ok)
 	}
 }
+
+// BestWithin is the right end of the capped frontier, and for a uniform distribution lists at equal spacing.
+func TestBestWithinIsTheCappedFrontiersEnd(t *testing.T) {
+	xs := visibilitySamples(3000)
+	for _, k := range []int{1, 2, 3, 7} {
+		b := report.PollingBound(xs, k)
+		last, got := b.Points[len(b.Points)-1], report.BestWithin(xs, k)
+		if math.Abs(last.DelayMs-got.DelayMs) > 1e-9 || got.Listings != k {
+			t.Errorf("k=%d: BestWithin %+v, capped frontier ends at %+v", k, got, last)
+		}
+	}
+	if got := report.BestWithin(uniformSamples(1200, 900), 3); math.Abs(got.DelayMs-150) > 1 {
+		t.Errorf("uniform on [0, 900] within 3 listings: %.2f ms, want 150 (= 900/6)", got.DelayMs)
+	}
+	if got := report.BestWithin([]float64{5, 1}, 9); got.DelayMs != 0 || got.Listings != 2 {
+		t.Errorf("more listings than samples: %+v", got)
+	}
+}
