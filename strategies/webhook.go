@@ -61,6 +61,7 @@ var _ hookClient = (*cvat.Client)(nil)
 //     create:job and completed:request[create:task]. A finished completed:request is delivered after the
 //     commit (API.md §8.4), so one GET /api/jobs?task_id&page_size=all&sort=id then returns every ID
 //     (signal "webhook:completed:request"); a failed one is a *RequestFailedError with CVAT's message.
+//
 //   - Older servers have no creation-completed event: events create:job and update:task. The worker's
 //     update:task after the job loop carries jobs.count = N; once N create:job events were seen for the task,
 //     their job ids are the complete list and no call is needed (signal "webhook:create:job").
