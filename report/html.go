@@ -73,6 +73,12 @@ func HTML(run *Run, o Options) Reporter {
 		if len(page.Notes) == 1 && page.Notes[0] == "" {
 			page.Notes = nil
 		}
+		if seed := SeedTable(s); showSeedTable(seed) {
+			page.SeedHeader, page.SeedNotes = seedHeader, seedNotes(s, seed)
+			for _, sr := range seed {
+				page.SeedRows = append(page.SeedRows, seedCells(s, sr))
+			}
+		}
 		for _, row := range s.Rows {
 			page.Rows = append(page.Rows, tableCells(s, row))
 		}
@@ -128,6 +134,10 @@ type htmlPage struct {
 	QualityCaption string
 	QualityHeader  []string
 	QualityRows    [][]string
+	// The seed table (seedtable.go), when the run covers two approaches or more.
+	SeedHeader []string
+	SeedRows   [][]string
+	SeedNotes  []string
 }
 
 func joinInts(vs []int) string {
@@ -230,6 +240,20 @@ figure svg { max-width: 100%; height: auto; }
 </table>
 {{- range .Notes}}
 <p>{{.}}</p>
+{{- end}}
+{{- if .SeedRows}}
+<h2>The four approaches of the cvat-ai/cvat#9073 write-up, measured</h2>
+<table>
+<thead><tr>{{range .SeedHeader}}<th>{{.}}</th>{{end}}</tr></thead>
+<tbody>
+{{- range .SeedRows}}
+<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
+{{- end}}
+</tbody>
+</table>
+{{- range .SeedNotes}}
+<p>{{.}}</p>
+{{- end}}
 {{- end}}
 {{- if .QualityRows}}
 <h2>Image quality</h2>

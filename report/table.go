@@ -50,7 +50,10 @@ func Table(s *Summary, markdown bool) Reporter {
 		if err := qualityTable(w, s, markdown); err != nil {
 			return err
 		}
-		return footer(w, s, markdown)
+		if err := footer(w, s, markdown); err != nil {
+			return err
+		}
+		return seedTable(w, s, markdown)
 	}
 }
 
