@@ -24,7 +24,7 @@ type Config = record.Config
 func DefaultConfig() Config {
 	p := strategies.DefaultParams()
 	return Config{
-		Strategies:       strategies.Names(),
+		Strategies:       strategies.Defaults(),
 		TasksPerStrategy: record.DefaultTasksPerStrategy,
 		Concurrency:      record.DefaultConcurrency,
 		Images:           record.DefaultImages,
@@ -86,6 +86,21 @@ func Validate(c Config) error {
 		if sp.Name == "webhook" {
 			receivers++
 		}
+	}
+	for _, s := range c.Strategies {
+		need := strategies.NeedsWhatIf(s)
+		switch {
+		case need == "":
+		case c.Target != "":
+			errs = append(errs, fmt.Errorf("strategy %s needs the emulator's what-if %s: no CVAT release behaves so, so it "+
+				"does not run against a server", s, need))
+		case !slices.Contains(strings.Split(c.SimWhatIf, ","), need):
+			errs = append(errs, fmt.Errorf("strategy %s needs --sim-what-if %s (an emulator what-if: no CVAT release "+
+				"pre-allocates job IDs)", s, need))
+		}
+	}
+	if c.SimWhatIf != "" && c.Target != "" {
+		errs = append(errs, fmt.Errorf("what-if %q is an emulator behaviour: it needs the embedded emulator, not --url", c.SimWhatIf))
 	}
 	if receivers > 1 {
 		if _, port, err := net.SplitHostPort(c.WebhookListen); err == nil && port != "0" {

@@ -78,7 +78,7 @@ func TestRunAgainstEmulator(t *testing.T) {
 	}
 
 	cfg := bench.DefaultConfig()
-	cfg.Strategies = strategies.Names()
+	cfg.Strategies = strategies.Defaults()
 	cfg.TasksPerStrategy = 1
 	cfg.Concurrency = 3
 	cfg.Images = 4

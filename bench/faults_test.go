@@ -62,7 +62,7 @@ func TestEveryStrategyUnderFaults(t *testing.T) {
 	}
 
 	cfg := bench.DefaultConfig()
-	cfg.Strategies = strategies.Names()
+	cfg.Strategies = strategies.Defaults()
 	cfg.TasksPerStrategy = 4
 	cfg.Concurrency = 8
 	cfg.Images = 2

@@ -423,6 +423,11 @@ func (s *Server) uploadFinish(c *call, t *task) {
 		s.tls[t.id] = tl
 	}
 	tl.enqueued = now
+	if s.opts.WhatIf.PreallocJobs {
+		if ids := s.preallocJobsLocked(t, params, now); ids != nil {
+			tl.visible, tl.jobIDs = now, ids // the what-if's point: the IDs are listed from here on
+		}
+	}
 	s.queue = append(s.queue, rq)
 	s.queueCond.Broadcast()
 	s.unlockAndNotify(rqID, stQueued)

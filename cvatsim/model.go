@@ -119,6 +119,9 @@ type task struct {
 	frames       []frame
 	jobIDs       []int
 	staticChunks bool
+	// prealloc are the job rows inserted when the data was accepted (WhatIf.PreallocJobs), in plan order,
+	// until the commit fills them in or a failure removes them.
+	prealloc []*job
 
 	deleted bool
 }

@@ -9,6 +9,7 @@ import (
 	_ "image/png"  // PNG headers
 	"math"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -231,9 +232,15 @@ func (s *Server) process(rq *request) {
 	wrc := renderCtx{worker: true}
 	sender := workerSender(rq.owner)
 	var jobIDs []int
+	preallocated := len(t.prealloc) > 0
 	newJob := func(typ string, sg segment, frameCount int, parent *int, reps int) *job {
-		j := &job{id: s.nextID("job"), task: t, typ: typ, start: sg.start, stop: sg.stop, frameCount: frameCount,
-			parent: parent, replicas: reps, created: jobStamp(len(jobIDs))}
+		j := t.takePreallocLocked(len(jobIDs), typ, sg)
+		if j != nil { // WhatIf.PreallocJobs: fill in the row the acceptance inserted
+			j.frameCount, j.parent, j.replicas = frameCount, parent, reps
+		} else {
+			j = &job{id: s.nextID("job"), task: t, typ: typ, start: sg.start, stop: sg.stop, frameCount: frameCount,
+				parent: parent, replicas: reps, created: jobStamp(len(jobIDs))}
+		}
 		s.jobs[j.id] = j
 		jobIDs = append(jobIDs, j.id)
 		t.jobIDs = jobIDs
@@ -267,6 +274,10 @@ func (s *Server) process(rq *request) {
 		}
 		newJob("ground_truth", segment{0, len(frames) - 1}, n, nil, 0)
 	}
+	if preallocated {
+		s.dropPreallocLocked(t, jobIDs)
+		t.jobIDs = jobIDs
+	}
 	t.initialized = true
 	t.size = len(frames)
 	t.imageQuality = *p.imageQuality
@@ -287,7 +298,9 @@ func (s *Server) process(rq *request) {
 		before = append(before, kv{"segment_size", beforeSeg})
 	}
 	s.emitUpdateLocked("update:task", t.project, t.org, "task", s.renderTask(t, wrc), before, changes, sender)
-	tl.visible = now
+	if !preallocated || !slices.Equal(tl.jobIDs, jobIDs) {
+		tl.visible = now // with the what-if, the rows were listed since the acceptance, unless the plan changed
+	}
 	tl.jobIDs = append([]int(nil), jobIDs...)
 	tl.closed = true
 	close(tl.done)
@@ -372,7 +385,15 @@ func (s *Server) fail(rq *request, msg string) {
 	now := s.now()
 	s.mu.Lock()
 	rq.status, rq.finished, rq.message = stFailed, now, msg
+	rolledBack := false
+	if t := rq.task; t != nil && len(t.prealloc) > 0 {
+		s.dropPreallocLocked(t, nil)
+		rolledBack = true
+	}
 	if tl := s.tls[rq.ref.id]; tl != nil {
+		if rolledBack { // the pre-allocated rows are gone: no job was ever committed
+			tl.visible, tl.jobIDs = time.Time{}, nil
+		}
 		tl.failed = true
 		tl.finished = now
 		if !tl.closed {

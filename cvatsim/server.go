@@ -73,6 +73,9 @@ type Options struct {
 	// faults draw from their own generator seeded by Seed, so a fault run against a sequential client
 	// repeats exactly.
 	Faults Faults
+
+	// WhatIf switches on behaviours no CVAT release has (whatif.go); the zero value is CVAT 2.73.
+	WhatIf WhatIf
 }
 
 // Server is one emulated CVAT instance. Its state lives in memory.

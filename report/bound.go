@@ -48,13 +48,14 @@ type Bound struct {
 	// Points are the convex-hull vertices found, in ascending Requests and descending DelayMs: each is a
 	// schedule's exact point, and the polyline through them is reached by mixing neighbouring schedules.
 	Points []BoundPoint `json:"points"`
-	// duals are the supporting lines found: for price c, every schedule s has D(s) + c·R(s) ≥ opt, so
-	// delay ≥ opt − c·requests everywhere. At is their maximum: a true lower bound even between vertices the
+	// Duals are the supporting lines found: for price c, every schedule s has D(s) + c·R(s) ≥ Opt, so
+	// delay ≥ Opt − c·requests everywhere. At is their maximum: a true lower bound even between vertices the
 	// search did not resolve, and equal to the polyline wherever it did.
-	duals []dualLine
+	Duals []DualLine `json:"-"`
 }
 
-type dualLine struct{ price, opt float64 }
+// DualLine is the optimum Opt of E[delay] + Price·E[listings] over every fixed schedule.
+type DualLine struct{ Price, Opt float64 }
 
 // At returns the bound at a mean of requests listings per task: no fixed schedule has a lower mean delay at
 // that mean listing count. It is not defined below one listing, where no listing schedule goes (ok false).
@@ -62,8 +63,8 @@ func (b Bound) At(requests float64) (delayMs float64, ok bool) {
 	if len(b.Points) == 0 || requests < b.Points[0].Requests-1e-9 {
 		return 0, false
 	}
-	for _, d := range b.duals {
-		delayMs = max(delayMs, d.opt-d.price*requests)
+	for _, d := range b.Duals {
+		delayMs = max(delayMs, d.Opt-d.Price*requests)
 	}
 	if requests <= b.Points[0].Requests+1e-9 {
 		delayMs = max(delayMs, b.Points[0].DelayMs) // one listing for every task: the only schedule there
@@ -100,7 +101,7 @@ func PollingBound(samples []float64, maxPolls int) Bound {
 	// vertices in between.
 	last := pool.points([]float64{0})[0]
 	pts := []BoundPoint{one, last.BoundPoint}
-	b.duals = append(b.duals, last.dual())
+	b.Duals = append(b.Duals, last.dual())
 	lo := span / float64(n) / float64(n) / 4
 	for c := span * float64(n) * 2; c >= lo; {
 		var cs []float64
@@ -113,14 +114,14 @@ func PollingBound(samples []float64, maxPolls int) Bound {
 		done := false
 		for _, r := range pool.points(cs) {
 			pts = append(pts, r.BoundPoint)
-			b.duals = append(b.duals, r.dual())
+			b.Duals = append(b.Duals, r.dual())
 			done = done || r.Requests == last.Requests && r.DelayMs == last.DelayMs
 		}
 		if done {
 			break // every lower price gives the same schedule
 		}
 	}
-	b.Points = pool.refine(lowerHull(pts), 2*len(pts)+16, &b.duals)
+	b.Points = pool.refine(lowerHull(pts), 2*len(pts)+16, &b.Duals)
 	return b
 }
 
@@ -130,8 +131,8 @@ type pricedPoint struct {
 	price float64
 }
 
-func (p pricedPoint) dual() dualLine {
-	return dualLine{p.price, p.DelayMs + p.price*p.Requests}
+func (p pricedPoint) dual() DualLine {
+	return DualLine{p.price, p.DelayMs + p.price*p.Requests}
 }
 
 // solverPool solves for many prices at once, one solver per core: the solves are independent.
@@ -163,7 +164,7 @@ func (p *solverPool) points(cs []float64) []pricedPoint {
 // refine looks for hull vertices between neighbours: solving at the slope of their chord finds a point below
 // it if there is one, and a supporting line either way. Each round solves every open edge at once; budget
 // bounds the solves. Where it runs out, At's supporting lines still bound from below.
-func (p *solverPool) refine(hull []BoundPoint, budget int, duals *[]dualLine) []BoundPoint {
+func (p *solverPool) refine(hull []BoundPoint, budget int, duals *[]DualLine) []BoundPoint {
 	closed := map[[2]float64]bool{} // edges, by their ends' Requests, with nothing below them
 	for budget > 0 {
 		var edges []int

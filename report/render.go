@@ -229,6 +229,8 @@ func JSON(s *Summary) Reporter {
 			put(false, "abandoned", s.Abandoned),
 			put(false, "faults_injected", s.FaultsInjected),
 			put(false, "dropped", s.Dropped),
+			put(false, "what_if", s.WhatIf),
+			put(false, "bounds", s.Bounds),
 		); err != nil {
 			return err
 		}

@@ -47,6 +47,8 @@ type Summary struct {
 	MaxInFlight int `json:"max_in_flight,omitempty"` // the bound they met; set when Dropped > 0
 	// Quality is what the chunk probes measured, per image quality; nil when the run did not probe.
 	Quality *QualitySummary `json:"quality,omitempty"`
+	// WhatIf is the emulator what-if the run ran under (record.Config.SimWhatIf): behaviour no CVAT has.
+	WhatIf string `json:"what_if,omitempty"`
 	// Bounds are the optimal-polling bounds of the run's cells (bound.go), which Row.BoundMs reads.
 	Bounds []CellBound `json:"bounds,omitempty"`
 }
@@ -177,6 +179,7 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 	}
 	s.Interrupted, s.Abandoned = run.Meta.Interrupted, run.Meta.Abandoned
 	s.FaultsInjected = run.Meta.FaultsInjected
+	s.WhatIf = run.Meta.Config.SimWhatIf
 	groups := map[key][]record.Trial{}
 	visible := map[[2]int][]float64{} // bound samples by cell
 	for _, t := range run.Trials {

@@ -213,6 +213,11 @@ func footer(w io.Writer, s *Summary, markdown bool) error {
 	case s.VisibleSources["emulator"] > 0:
 		fmt.Fprintf(&b, "detect_*: jobs-visible time from the emulator's ground truth; numbers describe the emulator profile, not a real CVAT\n")
 	}
+	if s.WhatIf != "" {
+		fmt.Fprintf(&b, "what-if %s: the emulator ran a behaviour no CVAT release has (every task's job rows listed from "+
+			"the upload's 202 on), so every strategy that lists jobs saw them early; compare prealloc with real strategies "+
+			"from a run without --sim-what-if\n", s.WhatIf)
+	}
 	b.WriteString(boundNotes(s))
 	if s.Server != "" {
 		fmt.Fprintf(&b, "measured on: %s\n", s.Server)

@@ -63,7 +63,7 @@ func TestStrategiesAgainstEmulator(t *testing.T) {
 	for i := range files {
 		files[i] = cvat.File{Name: fmt.Sprintf("%d.png", i), Data: tinyPNG(t, uint8(40*i))}
 	}
-	for _, name := range strategies.Names() {
+	for _, name := range strategies.Defaults() {
 		t.Run(name, func(t *testing.T) {
 			s, err := strategies.New(name, strategies.DefaultParams())
 			if err != nil {

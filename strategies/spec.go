@@ -86,6 +86,7 @@ var specKeys = map[string][]specKey{
 	},
 	"webhook":  {durationKey("safety", func(p *Params) *time.Duration { return &p.SafetyPoll })},
 	"adaptive": nil,
+	"prealloc": nil,
 }
 
 // Spec is a parsed strategy spec.

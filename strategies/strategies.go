@@ -11,6 +11,7 @@
 //	backoff   exponential backoff with ±jitter over the request status
 //	webhook   a local receiver for CVAT's project webhooks, with a slow safety poll
 //	adaptive  polls at quantiles of the processing time learnt from earlier trials
+//	prealloc  lists the jobs right after the upload: only for the emulator's what-if prealloc-jobs
 //
 // Strategies make their calls through API, which *cvat.Client satisfies; bench counts the calls through
 // cvat.WithCallObserver on the trial's context, so strategies do not count anything themselves. Every wait
@@ -73,6 +74,7 @@ const (
 	SignalRequestExpired   = "request-expired"
 	SignalWebhookCreateJob = "webhook:create:job"
 	SignalWebhookFirstJob  = "webhook:first-job" // the first create:job, then one listing
+	SignalPreallocated     = "preallocated"      // listed right after the upload (the emulator's what-if)
 	SignalWebhookCompleted = "webhook:completed:request"
 	SignalSafetyPoll       = "safety-poll"
 )
@@ -147,7 +149,11 @@ func DefaultParams() Params {
 
 // names is the registry order; the constructors validate only the parameters their strategy reads, and
 // reject zero or negative values instead of defaulting them (STYLE.md §11).
-var names = []string{"busyloop", "poll", "sdk", "cli", "ui", "backoff", "webhook", "adaptive"}
+var names = []string{"busyloop", "poll", "sdk", "cli", "ui", "backoff", "webhook", "adaptive", "prealloc"}
+
+// whatIfOnly are the registered strategies that need a server behaviour no CVAT release has; Defaults leaves
+// them out.
+var whatIfOnly = []string{"prealloc"}
 
 var registry = map[string]func(Params) (Strategy, error){
 	"busyloop": func(Params) (Strategy, error) { return NewBusyLoop(), nil },
@@ -158,10 +164,25 @@ var registry = map[string]func(Params) (Strategy, error){
 	"backoff":  func(p Params) (Strategy, error) { return NewBackoff(p) },
 	"webhook":  func(p Params) (Strategy, error) { return NewWebhook(p) },
 	"adaptive": func(Params) (Strategy, error) { return NewAdaptive(), nil },
+	"prealloc": func(p Params) (Strategy, error) { return NewPrealloc(p) },
 }
 
 // Names returns the registered strategy names, in a fixed order.
 func Names() []string { return slices.Clone(names) }
+
+// Defaults returns the strategies a run compares when none are named: every registered one that a CVAT
+// release can serve (not prealloc).
+func Defaults() []string {
+	return slices.DeleteFunc(Names(), func(n string) bool { return slices.Contains(whatIfOnly, n) })
+}
+
+// NeedsWhatIf returns the emulator what-if a strategy (spec) needs, "" for none.
+func NeedsWhatIf(spec string) string {
+	if BaseName(spec) == "prealloc" {
+		return WhatIfPreallocJobs
+	}
+	return ""
+}
 
 // New returns the strategy a spec names (NAME[:key=value]..., see ParseSpec), configured from p with the
 // spec's overrides.
@@ -187,6 +208,7 @@ var (
 	_ Strategy = (*Backoff)(nil)
 	_ Strategy = (*Webhook)(nil)
 	_ Strategy = (*Adaptive)(nil)
+	_ Strategy = (*Prealloc)(nil)
 	_ Preparer = (*Webhook)(nil)
 )
 

@@ -40,9 +40,12 @@ func mustNew(t *testing.T, name string, p strategies.Params) strategies.Strategy
 }
 
 func TestRegistry(t *testing.T) {
-	want := []string{"busyloop", "poll", "sdk", "cli", "ui", "backoff", "webhook", "adaptive"}
+	want := []string{"busyloop", "poll", "sdk", "cli", "ui", "backoff", "webhook", "adaptive", "prealloc"}
 	if diff := cmp.Diff(want, strategies.Names()); diff != "" {
 		t.Fatalf("Names() (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want[:len(want)-1], strategies.Defaults()); diff != "" {
+		t.Fatalf("Defaults() leave out only the what-if strategy (-want +got):\n%s", diff)
 	}
 	for _, name := range want {
 		t.Run(name, func(t *testing.T) {
@@ -160,7 +163,7 @@ func TestTransient(t *testing.T) {
 // TestAllStrategiesReturnCompleteAscendingIDs runs every polling strategy on one scenario: 23 jobs visible
 // at 6.9 s, request finished at 7 s.
 func TestAllStrategiesReturnCompleteAscendingIDs(t *testing.T) {
-	for _, name := range strategies.Names() {
+	for _, name := range strategies.Defaults() {
 		if name == "webhook" {
 			continue // needs Prepare; see webhook_test.go
 		}
@@ -194,7 +197,7 @@ func TestAllStrategiesReturnCompleteAscendingIDs(t *testing.T) {
 // TestAllStrategiesHonourCancel cancels the context from inside the 20th API call of a creation that never
 // ends: every strategy must stop with context.Canceled instead of polling on.
 func TestAllStrategiesHonourCancel(t *testing.T) {
-	for _, name := range strategies.Names() {
+	for _, name := range strategies.Defaults() {
 		if name == "webhook" {
 			continue
 		}

@@ -82,6 +82,7 @@ type Config struct {
 	SimProfile       string        // emulator profile when Target is ""
 	SimFaults        string        // emulator fault spec (cvatsim.ParseFaults, canonical form), "" for none
 	SimStaticCache   bool          // emulator: CVAT_ALLOW_STATIC_CACHE, so use_cache=false tasks encode chunks at creation
+	SimWhatIf        string        // emulator behaviours no CVAT release has (cvatsim.ParseWhatIf, canonical), "" for none
 	Chunks           string        // chunk probe after each trial: ChunksFirst, ChunksAll, ChunksNone; "": ChunkMode decides
 	OutDir           string        // results go to OutDir/<run-id>/ (OutDir/<run-id>.shard-<i>-of-<n>/ for a shard)
 	// RunID, when set, is the run's id instead of a new one: the shards of one run share it. It has the form
@@ -345,6 +346,7 @@ type configJSON struct {
 	SimProfile       string   `json:"sim_profile,omitempty"`
 	SimFaults        string   `json:"sim_faults,omitempty"`
 	SimStaticCache   bool     `json:"sim_static_cache,omitempty"`
+	SimWhatIf        string   `json:"sim_what_if,omitempty"`
 	Chunks           string   `json:"chunks"`
 	OutDir           string   `json:"out_dir"`
 	RunID            string   `json:"run_id,omitempty"`
@@ -373,7 +375,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		RatePerS: c.Rate, MaxInFlight: c.MaxInFlight, Images: c.Images, ImageSize: c.ImageSize, ImageFormat: c.ImageFormat,
 		ImagesDir: c.ImagesDir, ImageQualities: c.ImageQualities, SegmentSizes: c.SegmentSizes, Seed: c.Seed,
 		TimeoutMs: ms(c.Timeout), DurationMs: ms(c.Duration), UploadMode: c.UploadMode, Org: c.Org, Target: c.Target,
-		SimProfile: c.SimProfile, SimFaults: c.SimFaults, SimStaticCache: c.SimStaticCache, Chunks: c.ChunkMode(), OutDir: c.OutDir, RunID: c.RunID, ShardIndex: c.ShardIndex, ShardCount: c.ShardCount, PollIntervalMs: ms(c.PollInterval),
+		SimProfile: c.SimProfile, SimFaults: c.SimFaults, SimStaticCache: c.SimStaticCache, SimWhatIf: c.SimWhatIf, Chunks: c.ChunkMode(), OutDir: c.OutDir, RunID: c.RunID, ShardIndex: c.ShardIndex, ShardCount: c.ShardCount, PollIntervalMs: ms(c.PollInterval),
 		SDKPeriodMs: ms(c.SDKPeriod), CLIPeriodMs: ms(c.CLIPeriod), BackoffInitialMs: ms(c.BackoffInitial),
 		BackoffMaxMs: ms(c.BackoffMax), BackoffFactor: c.BackoffFactor, BackoffJitter: c.BackoffJitter,
 		SafetyPollMs: ms(c.SafetyPoll), WebhookListen: c.WebhookListen, WebhookURL: c.WebhookURL,
@@ -391,7 +393,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		Rate: j.RatePerS, MaxInFlight: j.MaxInFlight, Images: j.Images, ImageSize: j.ImageSize, ImageFormat: j.ImageFormat,
 		ImagesDir: j.ImagesDir, ImageQualities: j.ImageQualities, SegmentSizes: j.SegmentSizes, Seed: j.Seed,
 		Timeout: fromMs(j.TimeoutMs), Duration: fromMs(j.DurationMs), UploadMode: j.UploadMode, Org: j.Org, Target: j.Target,
-		SimProfile: j.SimProfile, SimFaults: j.SimFaults, SimStaticCache: j.SimStaticCache, Chunks: j.Chunks, OutDir: j.OutDir, RunID: j.RunID, ShardIndex: j.ShardIndex, ShardCount: j.ShardCount, PollInterval: fromMs(j.PollIntervalMs),
+		SimProfile: j.SimProfile, SimFaults: j.SimFaults, SimStaticCache: j.SimStaticCache, SimWhatIf: j.SimWhatIf, Chunks: j.Chunks, OutDir: j.OutDir, RunID: j.RunID, ShardIndex: j.ShardIndex, ShardCount: j.ShardCount, PollInterval: fromMs(j.PollIntervalMs),
 		SDKPeriod: fromMs(j.SDKPeriodMs), CLIPeriod: fromMs(j.CLIPeriodMs),
 		BackoffInitial: fromMs(j.BackoffInitialMs), BackoffMax: fromMs(j.BackoffMaxMs),
 		BackoffFactor: j.BackoffFactor, BackoffJitter: j.BackoffJitter, SafetyPoll: fromMs(j.SafetyPollMs),

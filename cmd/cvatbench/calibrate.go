@@ -111,7 +111,7 @@ func calibrateAction(c *cli.Context) error {
 		if err != nil {
 			return usageError("calibrate: --sim-profile: %v", err)
 		}
-		_, baseURL, stop, err := startEmulator(prof, c.Int64("seed"), false)
+		_, baseURL, stop, err := startEmulator(prof, c.Int64("seed"), false, cvatsim.WhatIf{})
 		if err != nil {
 			return err
 		}

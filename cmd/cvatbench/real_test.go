@@ -30,7 +30,7 @@ func TestRealServerEveryStrategy(t *testing.T) {
 	t.Setenv("CVAT_PASSWORD", "")
 	t.Setenv("CVAT_ACCESS_TOKEN", "")
 	out := t.TempDir()
-	args := append([]string{"run", "--strategies", strings.Join(strategies.Names(), ","), "--tasks", "2", "--concurrency", "2",
+	args := append([]string{"run", "--strategies", strings.Join(strategies.Defaults(), ","), "--tasks", "2", "--concurrency", "2",
 		"--out", out}, realArgs(srv)...)
 	code, stdout, stderr := cvatbench(args...)
 	if code != exitOK {
@@ -49,8 +49,8 @@ func TestRealServerEveryStrategy(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) != 2*len(strategies.Names()) {
-		t.Fatalf("%d trials, want %d", len(lines), 2*len(strategies.Names()))
+	if len(lines) != 2*len(strategies.Defaults()) {
+		t.Fatalf("%d trials, want %d", len(lines), 2*len(strategies.Defaults()))
 	}
 	for _, l := range lines {
 		var rec struct {

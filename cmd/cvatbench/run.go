@@ -37,6 +37,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "sim-profile", Value: d.SimProfile, Usage: "emulator profile: " + strings.Join(cvatsim.ProfileNames(), ", ") + ", or a profile file (docs/profile-file.md)"},
 			&cli.BoolFlag{Name: "sim-static-cache", Usage: "embedded emulator with CVAT_ALLOW_STATIC_CACHE on: every chunk is JPEG-encoded at --image-quality during creation (the setting under which image_quality changes creation time)"},
 			&cli.StringFlag{Name: "sim-faults", Usage: "embedded emulator faults, active once the client logged in: " + cvatsim.FaultSyntax()},
+			&cli.StringFlag{Name: "sim-what-if", Usage: "embedded emulator behaviours no CVAT release has: " + cvatsim.WhatIfPreallocJobs + " (the task's job rows exist from the upload's 202 on; the prealloc strategy needs it)"},
 			&cli.StringFlag{Name: "user", EnvVars: []string{"CVAT_USER"}, Usage: "CVAT user (logs in for a token)"},
 			&cli.StringFlag{Name: "password", EnvVars: []string{"CVAT_PASSWORD"}, Usage: "CVAT password"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"CVAT_ACCESS_TOKEN"}, Usage: "CVAT personal access token"},
@@ -127,6 +128,10 @@ func runConfig(c *cli.Context) bench.Config {
 			cfg.SimFaults = ""
 		}
 	}
+	cfg.SimWhatIf = c.String("sim-what-if")
+	if w, err := cvatsim.ParseWhatIf(cfg.SimWhatIf); err == nil {
+		cfg.SimWhatIf = w.String() // canonical in meta.json
+	}
 	cfg = bench.Canonical(cfg)
 	// --duration alone runs until the time is up: the default task count does not apply.
 	if cfg.Duration > 0 && !c.IsSet("tasks") {
@@ -186,6 +191,10 @@ func runAction(c *cli.Context) error {
 	if err := outOpts.Validate(); err != nil {
 		return usageError("run: --output: %s", oneLine(err))
 	}
+	whatIf, err := cvatsim.ParseWhatIf(c.String("sim-what-if"))
+	if err != nil {
+		return usageError("run: --sim-what-if: %s", oneLine(err))
+	}
 	if err := errors.Join(urlErr, bench.Validate(cfg), sloErr); err != nil {
 		return usageError("run: %s", oneLine(err))
 	}
@@ -236,7 +245,7 @@ func runAction(c *cli.Context) error {
 			return err
 		}
 		opts = append(opts, bench.WithEmulatorTerms(terms.Bytes()))
-		srv, base, stop, err := startEmulator(prof, cfg.Seed, cfg.SimStaticCache)
+		srv, base, stop, err := startEmulator(prof, cfg.Seed, cfg.SimStaticCache, whatIf)
 		if err != nil {
 			return err
 		}
@@ -345,9 +354,9 @@ func isExitCode(err error, code int) bool {
 
 // startEmulator serves cvatsim over real HTTP on a loopback port, so the client and the webhook path behave as
 // against a real server.
-func startEmulator(prof cvatsim.Profile, seed int64, staticCache bool) (*cvatsim.Server, string, func(), error) {
+func startEmulator(prof cvatsim.Profile, seed int64, staticCache bool, whatIf cvatsim.WhatIf) (*cvatsim.Server, string, func(), error) {
 	srv, err := cvatsim.New(cvatsim.Options{Profile: prof, Username: simUser, Password: simPassword, Seed: seed,
-		AllowStaticCache: staticCache})
+		AllowStaticCache: staticCache, WhatIf: whatIf})
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("start emulator: %w", err)
 	}

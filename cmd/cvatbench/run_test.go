@@ -13,7 +13,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cvatbench/cvatbench/bench"
+	"github.com/cvatbench/cvatbench/cvatsim"
 	"github.com/cvatbench/cvatbench/report"
+	"github.com/cvatbench/cvatbench/strategies"
 )
 
 func TestRunBadInputIsOneLineExit2(t *testing.T) {
@@ -204,5 +206,39 @@ func TestRunStrategySpecsAreRows(t *testing.T) {
 	}
 	if r.Meta.Config.PollInterval != 5*time.Millisecond {
 		t.Errorf("poll interval %v, want the flag's 5ms", r.Meta.Config.PollInterval)
+	}
+}
+
+// Under the emulator's what-if, prealloc reads the job IDs right after the upload and waits for the commit;
+// the run records the what-if, and the table says no CVAT release behaves so.
+func TestRunPreallocUnderTheWhatIf(t *testing.T) {
+	if strategies.WhatIfPreallocJobs != cvatsim.WhatIfPreallocJobs {
+		t.Fatalf("what-if spelt %q by strategies, %q by cvatsim", strategies.WhatIfPreallocJobs, cvatsim.WhatIfPreallocJobs)
+	}
+	out := t.TempDir()
+	code, stdout, stderr := cvatbench("run", "--sim-profile", "instant", "--sim-what-if", "prealloc-jobs",
+		"--strategies", "prealloc,poll", "--tasks", "3", "--concurrency", "1", "--images", "4", "--segment-size", "2",
+		"--image-size", "16x16", "--out", out)
+	if code != exitOK {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(out, "*"))
+	r, err := report.Load(dirs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Meta.Config.SimWhatIf != "prealloc-jobs" {
+		t.Errorf("meta what-if %q", r.Meta.Config.SimWhatIf)
+	}
+	for _, tr := range r.Trials {
+		if tr.Result != "ok" || len(tr.JobIDs) != 2 {
+			t.Errorf("trial %d %s: %s %v %s", tr.Seq, tr.Strategy, tr.Result, tr.JobIDs, tr.Error)
+		}
+		if tr.Strategy == "prealloc" && (tr.Signal != strategies.SignalPreallocated || tr.DetectionDelayMs == nil || *tr.DetectionDelayMs < 0) {
+			t.Errorf("prealloc trial %d: signal %q, detection %v", tr.Seq, tr.Signal, tr.DetectionDelayMs)
+		}
+	}
+	if !strings.Contains(stdout, "what-if") || !strings.Contains(stdout, "no CVAT release") {
+		t.Errorf("the table does not say the run is a what-if:\n%s", stdout)
 	}
 }

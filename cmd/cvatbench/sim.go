@@ -34,6 +34,7 @@ func simCommand() *cli.Command {
 			&cli.DurationFlag{Name: "per-job", Value: -1, Usage: "processing cost per job (-1: profile value)"},
 			&cli.DurationFlag{Name: "webhook-hop", Value: -1, Usage: "service time per webhook delivery (-1: profile value)"},
 			&cli.StringFlag{Name: "faults", Usage: "inject faults: " + cvatsim.FaultSyntax()},
+			&cli.StringFlag{Name: "what-if", Usage: "behaviours no CVAT release has: " + cvatsim.WhatIfPreallocJobs + " (a task's job rows exist from the upload's 202 on, filled in at the commit)"},
 			&cli.BoolFlag{Name: "verbose", Usage: "log emulator events (and injected faults) to stderr"},
 		},
 		Action: runSim,
@@ -94,6 +95,10 @@ func simOptions(c *cli.Context) (cvatsim.Options, error) {
 	if err != nil {
 		problems = append(problems, "--faults: "+strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
+	whatIf, err := cvatsim.ParseWhatIf(c.String("what-if"))
+	if err != nil {
+		problems = append(problems, "--what-if: "+err.Error())
+	}
 	if len(problems) > 0 {
 		return cvatsim.Options{}, usageError("sim: %s", strings.Join(problems, "; "))
 	}
@@ -107,6 +112,7 @@ func simOptions(c *cli.Context) (cvatsim.Options, error) {
 		RequestTTL:           c.Duration("request-ttl"),
 		Seed:                 c.Int64("seed"),
 		Faults:               faults,
+		WhatIf:               whatIf,
 	}
 	if c.Bool("verbose") {
 		w := c.App.ErrWriter
