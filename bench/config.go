@@ -99,6 +99,17 @@ func Validate(c Config) error {
 				"pre-allocates job IDs)", s, need))
 		}
 	}
+	for _, s := range c.Strategies {
+		if strategies.ProjectLevel(s) && c.Batch == 0 {
+			errs = append(errs, fmt.Errorf("strategy %s waits for a batch of tasks: it needs --batch", s))
+		}
+		if strategies.BaseName(s) == "project-webhook" && c.Concurrency > 1 {
+			if _, port, err := net.SplitHostPort(c.WebhookListen); err == nil && port != "0" {
+				errs = append(errs, fmt.Errorf("strategy %s opens a receiver per batch and %d batches run at once, but the "+
+					"webhook listen address %s fixes the port: use port 0", s, c.Concurrency, c.WebhookListen))
+			}
+		}
+	}
 	if c.SimWhatIf != "" && c.Target != "" {
 		errs = append(errs, fmt.Errorf("what-if %q is an emulator behaviour: it needs the embedded emulator, not --url", c.SimWhatIf))
 	}
@@ -116,7 +127,7 @@ func Validate(c Config) error {
 	}
 	errs = append(errs, c.Validate())
 	// The webhook receiver's address would otherwise fail only in Prepare, after the run's set-up.
-	if usesStrategy(c, "webhook") {
+	if usesStrategy(c, "webhook") || usesStrategy(c, "project-webhook") {
 		errs = append(errs, strategies.CheckWebhookAddress(c.WebhookListen, c.WebhookURL))
 	}
 	return errors.Join(errs...)

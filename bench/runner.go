@@ -84,9 +84,11 @@ type Runner struct {
 	live   *liveRun
 
 	mu       sync.Mutex
-	tasks    []int                 // created in this run, in creation order
-	projects map[string]int        // strategy -> project id
-	prepared []strategies.Preparer // Prepare succeeded or was attempted: Close them
+	tasks    []int          // created in this run, in creation order
+	projects map[string]int // strategy -> project id
+	// batchProjects are the projects of project-level strategies' batches (batch.go), deleted at cleanup.
+	batchProjects []int
+	prepared      []strategies.Preparer // Prepare succeeded or was attempted: Close them
 }
 
 // New validates cfg (Validate), spells its strategy specs canonically (Canonical), builds its strategies and applies opts. A client (WithClient or WithAPI) is required.
@@ -313,9 +315,12 @@ func (r *Runner) Run(ctx context.Context) (res Result, err error) {
 	col := newCollector(r, w, res.Planned, start)
 	slots := ShardSlots(r.cfg, Schedule(r.cfg))
 	var recorders []*record.Recorder
-	if r.cfg.Rate > 0 {
+	switch {
+	case r.cfg.Rate > 0:
 		recorders = r.openLoop(ctx, runID, files, slots, col)
-	} else {
+	case r.cfg.Batch > 0:
+		recorders = r.batchLoop(ctx, runID, files, slots, col)
+	default:
 		recorders = r.closedLoop(ctx, runID, files, slots, col)
 	}
 	col.done()

@@ -70,3 +70,29 @@ func ShardSlots(cfg Config, slots []Slot) []Slot {
 func IntendedStart(start time.Time, rate float64, seq int) time.Time {
 	return start.Add(time.Duration(float64(seq) / rate * float64(time.Second)))
 }
+
+// Batches groups slots into the batches of a batch run (Config.Batch): the slots of each (strategy, image
+// quality, segment size) cell in schedule order, Batch at a time, the last one of a cell smaller. A batch
+// starts in the order its first slot comes in the schedule, so batches of all cells interleave as trials do.
+func Batches(cfg Config, slots []Slot) [][]Slot {
+	if cfg.Batch <= 0 {
+		return nil
+	}
+	type cell struct {
+		strategy         string
+		quality, segment int
+	}
+	open := map[cell]int{} // cell -> index of its filling batch in out
+	var out [][]Slot
+	for _, s := range slots {
+		c := cell{s.Strategy, s.ImageQuality, s.SegmentSize}
+		i, ok := open[c]
+		if !ok || len(out[i]) == cfg.Batch {
+			out = append(out, make([]Slot, 0, cfg.Batch))
+			i = len(out) - 1
+			open[c] = i
+		}
+		out[i] = append(out[i], s)
+	}
+	return out
+}

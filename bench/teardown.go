@@ -30,6 +30,10 @@ func (r *Runner) cleanup(ctx context.Context, runID string) []string {
 			projectIDs[id] = true
 		}
 	}
+	for _, id := range r.batchProjects {
+		projects = append(projects, id)
+		projectIDs[id] = true
+	}
 	r.mu.Unlock()
 
 	deleted := map[int]bool{}

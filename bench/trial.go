@@ -37,27 +37,57 @@ func (l *callLog) observe(c cvat.Call) {
 
 // trial runs one slot: create the task, upload, wait, then complete the record.
 func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, s Slot, intended *time.Time) record.Trial {
-	rec := record.Trial{
+	r.mu.Lock()
+	projectID := r.projects[s.Strategy]
+	r.mu.Unlock()
+	tctx, cancel := context.WithTimeout(runCtx, r.cfg.Timeout)
+	defer cancel()
+	st, ok := r.startTrial(runCtx, tctx, runID, files, s, intended, projectID)
+	if !ok {
+		return st.rec
+	}
+	waits := &callLog{}
+	out, err := r.strats[s.Strategy].Wait(cvat.WithCallObserver(st.ctx, waits.observe), r.api, r.clock, st.strategyTrial())
+	return r.finishTrial(runCtx, st, out, err, r.clock.Now(), waits)
+}
+
+// startedTrial is a trial past its upload, ready to wait.
+type startedTrial struct {
+	rec        record.Trial
+	ctx        context.Context // the trial's (or its batch's) deadline, with the run's observer
+	rqID       string
+	projectID  int
+	images     int
+	uploadDone time.Time
+	window     [2]time.Time // when the creation request was made, local clock: bounds the clock offset
+}
+
+func (st *startedTrial) strategyTrial() strategies.Trial {
+	return strategies.Trial{TaskID: st.rec.TaskID, RqID: st.rqID, ProjectID: st.projectID, Images: st.images, UploadedAt: st.uploadDone}
+}
+
+// startTrial creates the task of slot s in project projectID and uploads its data, within tctx. On failure it
+// returns the completed record and false.
+func (r *Runner) startTrial(runCtx, tctx context.Context, runID string, files []cvat.File, s Slot, intended *time.Time,
+	projectID int) (*startedTrial, bool) {
+	st := &startedTrial{projectID: projectID, images: len(files), rec: record.Trial{
 		RunID: runID, Seq: s.Seq, Strategy: s.Strategy, ImageQuality: s.ImageQuality, Images: len(files),
 		SegmentSize: s.SegmentSize,
-	}
+	}}
+	rec := &st.rec
 	if intended != nil {
 		rec.IntendedAt = record.Stamp(*intended)
 	}
 	r.observer.TrialStarted(s.Strategy)
-	tctx, cancel := context.WithTimeout(runCtx, r.cfg.Timeout)
-	defer cancel()
 	tctx = cvat.WithCallObserver(tctx, func(c cvat.Call) { r.observer.APICall(s.Strategy, c) })
-	fail := func(err error) record.Trial {
+	st.ctx = tctx
+	fail := func(err error) (*startedTrial, bool) {
 		rec.Result, rec.ErrorClass = classify(runCtx, tctx, err)
 		rec.Error = err.Error()
-		r.complete(runCtx, &rec, nil, "", nil)
-		return rec
+		r.complete(runCtx, rec, nil, "", nil)
+		return st, false
 	}
 
-	r.mu.Lock()
-	projectID := r.projects[s.Strategy]
-	r.mu.Unlock()
 	rec.CreateSentAt = record.Stamp(r.clock.Now())
 	spec := cvat.TaskSpec{
 		Name:        fmt.Sprintf("%s%s-%s-%d", NamePrefix, runID, s.Strategy, s.Seq),
@@ -100,25 +130,32 @@ func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, 
 		rec.FailedIn = record.PhaseUpload
 		return fail(fmt.Errorf("upload data: %w", err))
 	}
-	uploadDone := r.clock.Now()
-	rec.UploadDoneAt = record.Stamp(uploadDone)
-	window := [2]time.Time{uploadSent, uploadDone}
+	st.rqID = rqID
+	st.uploadDone = r.clock.Now()
+	rec.UploadDoneAt = record.Stamp(st.uploadDone)
+	st.window = [2]time.Time{uploadSent, st.uploadDone}
 	if _, isReal := r.clock.(realClock); isReal && uploads.upload != nil {
 		// The client stamps calls with the real clock: use the one call that created the request, a tighter
 		// window than the whole (possibly multi-batch) upload.
 		c := uploads.upload
-		window = [2]time.Time{c.Start, c.Start.Add(c.Duration)}
+		st.window = [2]time.Time{c.Start, c.Start.Add(c.Duration)}
 	}
+	return st, true
+}
 
-	waits := &callLog{}
-	out, err := r.strats[s.Strategy].Wait(cvat.WithCallObserver(tctx, waits.observe), r.api, r.clock,
-		strategies.Trial{TaskID: task.ID, RqID: rqID, ProjectID: projectID, Images: len(files), UploadedAt: uploadDone})
-	obtained := r.clock.Now()
-	rec.Requests, rec.RequestsByEndpoint = waits.n, waits.byEndpoint
+// finishTrial records what the wait of st returned at returned (the clock when Wait returned), with the
+// calls waits counted, and completes the record.
+func (r *Runner) finishTrial(runCtx context.Context, st *startedTrial, out strategies.Outcome, err error, returned time.Time,
+	waits *callLog) record.Trial {
+	rec := &st.rec
+	obtained := returned
+	if waits != nil {
+		rec.Requests, rec.RequestsByEndpoint = waits.n, waits.byEndpoint
+	}
 	rec.Signal = out.Signal
 	switch {
 	case err != nil:
-		rec.Result, rec.ErrorClass = classify(runCtx, tctx, err)
+		rec.Result, rec.ErrorClass = classify(runCtx, st.ctx, err)
 		rec.Error, rec.FailedIn = fmt.Sprintf("wait: %v", err), record.PhaseWait
 	case len(out.JobIDs) == 0:
 		rec.Result, rec.ErrorClass, rec.Error, rec.FailedIn = record.ResultError, "other", "wait: strategy returned no job ids", record.PhaseWait
@@ -130,9 +167,9 @@ func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, 
 		}
 		rec.JobsObtainedAt = record.Stamp(obtained)
 	}
-	jobs := r.complete(runCtx, &rec, out.Request, rqID, &window)
-	r.probeChunks(runCtx, &rec, r.originals, jobs)
-	return rec
+	jobs := r.complete(runCtx, rec, out.Request, st.rqID, &st.window)
+	r.probeChunks(runCtx, rec, r.originals, jobs)
+	return *rec
 }
 
 // requestDone reports whether req carries its final server dates.

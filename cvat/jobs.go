@@ -12,7 +12,7 @@ import (
 func (q JobsQuery) values() (url.Values, error) {
 	v := url.Values{}
 	switch {
-	case q.TaskID < 0, q.Page < 0, q.PageSize < PageSizeAll:
+	case q.TaskID < 0, q.ProjectID < 0, q.Page < 0, q.PageSize < PageSizeAll:
 		return nil, fmt.Errorf("invalid jobs query %+v", q)
 	case q.PageSize == PageSizeAll:
 		v.Set("page_size", "all")
@@ -21,6 +21,9 @@ func (q JobsQuery) values() (url.Values, error) {
 	}
 	if q.TaskID > 0 {
 		v.Set("task_id", itoa(q.TaskID))
+	}
+	if q.ProjectID > 0 {
+		v.Set("project_id", itoa(q.ProjectID))
 	}
 	if q.Page > 0 {
 		v.Set("page", itoa(q.Page))

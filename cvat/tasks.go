@@ -82,6 +82,9 @@ func (c *Client) ListRequests(ctx context.Context, f RequestFilter) ([]Request, 
 	if f.TaskID > 0 {
 		v.Set("task_id", itoa(f.TaskID))
 	}
+	if f.ProjectID > 0 {
+		v.Set("project_id", itoa(f.ProjectID))
+	}
 	rs, err := listAll[Request](ctx, c, request{endpoint: requestsPath, path: requestsPath, query: v})
 	if err != nil {
 		return nil, fmt.Errorf("list requests: %w", err)

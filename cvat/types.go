@@ -159,10 +159,11 @@ type Request struct {
 
 // RequestFilter selects requests in GET /api/requests (only the caller's own).
 type RequestFilter struct {
-	Action string // e.g. "create"
-	Target string // e.g. "task"
-	TaskID int    // 0: any
-	Status string // "": any
+	Action    string // e.g. "create"
+	Target    string // e.g. "task"
+	TaskID    int    // 0: any
+	ProjectID int    // 0: any
+	Status    string // "": any
 }
 
 // IssuesSummary is JobRead.issues.
@@ -195,11 +196,12 @@ const PageSizeAll = -1
 
 // JobsQuery is the query of GET /api/jobs.
 type JobsQuery struct {
-	TaskID   int    // task_id filter; 0: none
-	Page     int    // 1-based; 0: not sent
-	PageSize int    // 0: server default (10); PageSizeAll: "all"
-	Sort     string // e.g. "id"; "": server default (-id)
-	Type     string // e.g. "annotation"; "": any
+	TaskID    int    // task_id filter; 0: none
+	ProjectID int    // project_id filter; 0: none
+	Page      int    // 1-based; 0: not sent
+	PageSize  int    // 0: server default (10); PageSizeAll: "all"
+	Sort      string // e.g. "id"; "": server default (-id)
+	Type      string // e.g. "annotation"; "": any
 }
 
 // JobPage is one page of GET /api/jobs (schema PaginatedJobReadList).

@@ -127,6 +127,10 @@ func fields(s *Summary, row Row) []field {
 	} else {
 		fs = append(fs, field{"req_mean", nil}, field{"req_p50", nil})
 	}
+	if s.Batch > 0 {
+		fs = append(fs, field{"batches", row.Batches}, field{"makespan_p50_ms", ms(row.MakespanP50Ms, row.Batches > 0)},
+			field{"makespan_max_ms", ms(row.MakespanMaxMs, row.Batches > 0)})
+	}
 	return fs
 }
 
@@ -230,6 +234,7 @@ func JSON(s *Summary) Reporter {
 			put(false, "faults_injected", s.FaultsInjected),
 			put(false, "dropped", s.Dropped),
 			put(false, "what_if", s.WhatIf),
+			put(false, "batch", s.Batch),
 			put(false, "bounds", s.Bounds),
 		); err != nil {
 			return err

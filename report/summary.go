@@ -47,6 +47,8 @@ type Summary struct {
 	MaxInFlight int `json:"max_in_flight,omitempty"` // the bound they met; set when Dropped > 0
 	// Quality is what the chunk probes measured, per image quality; nil when the run did not probe.
 	Quality *QualitySummary `json:"quality,omitempty"`
+	// Batch is the run's batch size (record.Config.Batch), 0 outside batch runs.
+	Batch int `json:"batch,omitempty"`
 	// WhatIf is the emulator what-if the run ran under (record.Config.SimWhatIf): behaviour no CVAT has.
 	WhatIf string `json:"what_if,omitempty"`
 	// Bounds are the optimal-polling bounds of the run's cells (bound.go), which Row.BoundMs reads.
@@ -91,6 +93,11 @@ type Row struct {
 	// minus it; negative means below the bound. nil below one request, where no listing schedule goes.
 	BoundMs    *float64 `json:"bound_ms,omitempty"`
 	BoundGapMs *float64 `json:"bound_gap_ms,omitempty"`
+	// Batch runs: the batches of the row with an ok trial, and the p50 (nearest rank) and max of their
+	// makespans, first create sent → last job list obtained.
+	Batches       int     `json:"batches,omitempty"`
+	MakespanP50Ms float64 `json:"makespan_p50_ms,omitempty"`
+	MakespanMaxMs float64 `json:"makespan_max_ms,omitempty"`
 }
 
 // Latency is a distribution read from an HdrHistogram (values are bucket edges, 3 significant digits).
@@ -180,6 +187,7 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 	s.Interrupted, s.Abandoned = run.Meta.Interrupted, run.Meta.Abandoned
 	s.FaultsInjected = run.Meta.FaultsInjected
 	s.WhatIf = run.Meta.Config.SimWhatIf
+	s.Batch = run.Meta.Config.Batch
 	groups := map[key][]record.Trial{}
 	visible := map[[2]int][]float64{} // bound samples by cell
 	for _, t := range run.Trials {
@@ -234,8 +242,9 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 func summarizeRow(strategy string, quality int, trials []record.Trial, ps, detPs []float64, e2e, det *hdrhistogram.Histogram) Row {
 	row := Row{Strategy: strategy, ImageQuality: quality, N: len(trials)}
 	var e2eOver, detOver, detN int
-	var reqs []int
+	var reqs []float64
 	detSum := 0.0
+	makespans := map[int]float64{} // batch -> makespan
 	for _, t := range trials {
 		if t.Result != record.ResultOK {
 			row.Errors++
@@ -251,7 +260,14 @@ func summarizeRow(strategy string, quality int, trials []record.Trial, ps, detPs
 			continue
 		}
 		row.OK++
-		reqs = append(reqs, t.Requests)
+		if t.RequestsShare != nil {
+			reqs = append(reqs, *t.RequestsShare)
+		} else {
+			reqs = append(reqs, float64(t.Requests))
+		}
+		if t.Batch > 0 && t.BatchMakespanMs != nil {
+			makespans[t.Batch] = *t.BatchMakespanMs
+		}
 		if !recordMs(e2e, t.EndToEndMs) {
 			e2eOver++
 		}
@@ -270,13 +286,15 @@ func summarizeRow(strategy string, quality int, trials []record.Trial, ps, detPs
 	row.EndToEnd = latency(e2e, ps, e2eOver)
 	row.Detection = latency(det, detPs, detOver)
 	if len(reqs) > 0 {
-		sum := 0
-		for _, n := range reqs {
-			sum += n
-		}
-		row.RequestsMean = float64(sum) / float64(len(reqs))
+		row.RequestsMean = mean(reqs)
 		slices.Sort(reqs)
-		row.RequestsP50 = reqs[(len(reqs)+1)/2-1] // nearest rank, as HdrHistogram does
+		row.RequestsP50 = int(math.Round(reqs[(len(reqs)+1)/2-1])) // nearest rank, as HdrHistogram does
+	}
+	if len(makespans) > 0 {
+		ms := slices.Sorted(maps.Values(makespans))
+		row.Batches = len(ms)
+		row.MakespanP50Ms = ms[(len(ms)+1)/2-1]
+		row.MakespanMaxMs = ms[len(ms)-1]
 	}
 	return row
 }

@@ -70,7 +70,11 @@ func tableHeader(s *Summary) []string {
 	for _, p := range s.Percentiles {
 		header = append(header, percentileName(p)+"_s")
 	}
-	return append(header, "max_s", "detect_p50_s", "detect_p99_s", "detect_mean_s", "vs_bound_s", "req_mean", "req_p50")
+	header = append(header, "max_s", "detect_p50_s", "detect_p99_s", "detect_mean_s", "vs_bound_s", "req_mean", "req_p50")
+	if s.Batch > 0 {
+		header = append(header, "batches", "makespan_p50_s", "makespan_max_s")
+	}
+	return header
 }
 
 // tableCells is one row of the human tables, unescaped, in tableHeader's order.
@@ -89,9 +93,18 @@ func tableCells(s *Summary, row Row) []string {
 	cells = append(cells, secs(row.EndToEnd.MaxMs, row.EndToEnd.N > 0),
 		secs(row.Detection.At(50)), secs(row.Detection.At(99)), secsPtr(row.DetectionMeanMs), signedSecsPtr(row.BoundGapMs))
 	if row.OK > 0 {
-		return append(cells, strconv.FormatFloat(row.RequestsMean, 'f', 1, 64), strconv.Itoa(row.RequestsP50))
+		digits := 1
+		if row.RequestsMean < 1 {
+			digits = 3 // a project-level strategy's share: well under one request per task
+		}
+		cells = append(cells, strconv.FormatFloat(row.RequestsMean, 'f', digits, 64), strconv.Itoa(row.RequestsP50))
+	} else {
+		cells = append(cells, "n/a", "n/a")
 	}
-	return append(cells, "n/a", "n/a")
+	if s.Batch > 0 {
+		cells = append(cells, strconv.Itoa(row.Batches), secs(row.MakespanP50Ms, row.Batches > 0), secs(row.MakespanMaxMs, row.Batches > 0))
+	}
+	return cells
 }
 
 // pivot renders one percentile of a sweep (p50, or the first one shown when p50 is not) as one row per

@@ -84,9 +84,11 @@ var specKeys = map[string][]specKey{
 		floatKey("jitter", func(p *Params) *float64 { return &p.BackoffJitter }),
 		seedKey,
 	},
-	"webhook":  {durationKey("safety", func(p *Params) *time.Duration { return &p.SafetyPoll })},
-	"adaptive": nil,
-	"prealloc": nil,
+	"webhook":         {durationKey("safety", func(p *Params) *time.Duration { return &p.SafetyPoll })},
+	"adaptive":        nil,
+	"prealloc":        nil,
+	"project-poll":    {pollInterval},
+	"project-webhook": {durationKey("safety", func(p *Params) *time.Duration { return &p.SafetyPoll })},
 }
 
 // Spec is a parsed strategy spec.

@@ -11,6 +11,8 @@
 //	backoff   exponential backoff with ±jitter over the request status
 //	webhook   a local receiver for CVAT's project webhooks, with a slow safety poll
 //	adaptive  polls at quantiles of the processing time learnt from earlier trials
+//	project-poll     with --batch: one jobs listing of the batch's project per interval covers every task
+//	project-webhook  with --batch: one webhook on the batch's project, tasks completed from deliveries alone
 //	prealloc  lists the jobs right after the upload: only for the emulator's what-if prealloc-jobs
 //
 // Strategies make their calls through API, which *cvat.Client satisfies; bench counts the calls through
@@ -149,32 +151,41 @@ func DefaultParams() Params {
 
 // names is the registry order; the constructors validate only the parameters their strategy reads, and
 // reject zero or negative values instead of defaulting them (STYLE.md §11).
-var names = []string{"busyloop", "poll", "sdk", "cli", "ui", "backoff", "webhook", "adaptive", "prealloc"}
+var names = []string{"busyloop", "poll", "sdk", "cli", "ui", "backoff", "webhook", "adaptive", "project-poll", "project-webhook", "prealloc"}
+
+// projectLevel are the registered strategies that wait for a whole batch (BatchStrategy); they need
+// Config.Batch, and Defaults leaves them out.
+var projectLevel = []string{"project-poll", "project-webhook"}
 
 // whatIfOnly are the registered strategies that need a server behaviour no CVAT release has; Defaults leaves
 // them out.
 var whatIfOnly = []string{"prealloc"}
 
 var registry = map[string]func(Params) (Strategy, error){
-	"busyloop": func(Params) (Strategy, error) { return NewBusyLoop(), nil },
-	"poll":     func(p Params) (Strategy, error) { return NewPolling(p.PollInterval) },
-	"sdk":      func(p Params) (Strategy, error) { return NewSDK(p.SDKPeriod) },
-	"cli":      func(p Params) (Strategy, error) { return NewCLI(p.CLIPeriod) },
-	"ui":       func(p Params) (Strategy, error) { return NewWebUI(p.Seed), nil },
-	"backoff":  func(p Params) (Strategy, error) { return NewBackoff(p) },
-	"webhook":  func(p Params) (Strategy, error) { return NewWebhook(p) },
-	"adaptive": func(Params) (Strategy, error) { return NewAdaptive(), nil },
-	"prealloc": func(p Params) (Strategy, error) { return NewPrealloc(p) },
+	"busyloop":        func(Params) (Strategy, error) { return NewBusyLoop(), nil },
+	"poll":            func(p Params) (Strategy, error) { return NewPolling(p.PollInterval) },
+	"sdk":             func(p Params) (Strategy, error) { return NewSDK(p.SDKPeriod) },
+	"cli":             func(p Params) (Strategy, error) { return NewCLI(p.CLIPeriod) },
+	"ui":              func(p Params) (Strategy, error) { return NewWebUI(p.Seed), nil },
+	"backoff":         func(p Params) (Strategy, error) { return NewBackoff(p) },
+	"webhook":         func(p Params) (Strategy, error) { return NewWebhook(p) },
+	"adaptive":        func(Params) (Strategy, error) { return NewAdaptive(), nil },
+	"prealloc":        func(p Params) (Strategy, error) { return NewPrealloc(p) },
+	"project-poll":    func(p Params) (Strategy, error) { return NewProjectPoll(p.PollInterval) },
+	"project-webhook": func(p Params) (Strategy, error) { return NewProjectWebhook(p) },
 }
 
 // Names returns the registered strategy names, in a fixed order.
 func Names() []string { return slices.Clone(names) }
 
-// Defaults returns the strategies a run compares when none are named: every registered one that a CVAT
-// release can serve (not prealloc).
+// Defaults returns the strategies a run compares when none are named: every registered one that waits per
+// task and that a CVAT release can serve (not project-poll, project-webhook, prealloc).
 func Defaults() []string {
-	return slices.DeleteFunc(Names(), func(n string) bool { return slices.Contains(whatIfOnly, n) })
+	return slices.DeleteFunc(Names(), func(n string) bool { return slices.Contains(whatIfOnly, n) || slices.Contains(projectLevel, n) })
 }
+
+// ProjectLevel reports whether a strategy (spec) waits for whole batches (BatchStrategy).
+func ProjectLevel(spec string) bool { return slices.Contains(projectLevel, BaseName(spec)) }
 
 // NeedsWhatIf returns the emulator what-if a strategy (spec) needs, "" for none.
 func NeedsWhatIf(spec string) string {
@@ -201,15 +212,20 @@ func New(spec string, p Params) (Strategy, error) {
 var (
 	_ API = (*cvat.Client)(nil) // the real client keeps fitting
 
-	_ Strategy = (*BusyLoop)(nil)
-	_ Strategy = (*Polling)(nil)
-	_ Strategy = (*SDK)(nil)
-	_ Strategy = (*WebUI)(nil)
-	_ Strategy = (*Backoff)(nil)
-	_ Strategy = (*Webhook)(nil)
-	_ Strategy = (*Adaptive)(nil)
-	_ Strategy = (*Prealloc)(nil)
-	_ Preparer = (*Webhook)(nil)
+	_ Strategy      = (*BusyLoop)(nil)
+	_ Strategy      = (*Polling)(nil)
+	_ Strategy      = (*SDK)(nil)
+	_ Strategy      = (*WebUI)(nil)
+	_ Strategy      = (*Backoff)(nil)
+	_ Strategy      = (*Webhook)(nil)
+	_ Strategy      = (*Adaptive)(nil)
+	_ Strategy      = (*Prealloc)(nil)
+	_ BatchStrategy = (*ProjectPoll)(nil)
+	_ BatchStrategy = (*ProjectWebhook)(nil)
+	_ Preparer      = (*ProjectWebhook)(nil)
+	_ BatchPreparer = (*ProjectWebhook)(nil)
+	_ BatchAPI      = (*cvat.Client)(nil)
+	_ Preparer      = (*Webhook)(nil)
 )
 
 // RequestFailedError is a creation request that CVAT reported as failed; Message is CVAT's formatted

@@ -81,6 +81,10 @@ type Webhook struct {
 	safetyPoll time.Duration
 	listen     string
 	publicURL  string
+	// deliveriesOnly (project-webhook) completes a task from its deliveries alone, without the listing on the
+	// first create:job: N create:job and the update:task with jobs.count N. A batch's tasks then cost no call
+	// each; the batch's safety poll lists the whole project.
+	deliveriesOnly bool
 
 	mu        sync.Mutex
 	client    hookClient
@@ -220,7 +224,10 @@ func (w *Webhook) prepare(ctx context.Context, c hookClient, projectID int) (err
 	}()
 
 	events := []string{eventCreateJob, eventUpdateTask}
-	if completed {
+	switch {
+	case completed && w.deliveriesOnly: // update:task's jobs.count completes a task; completed:request ends a failed one
+		events = []string{eventCreateJob, eventUpdateTask, eventCompletedCreate}
+	case completed:
 		events = []string{eventCreateJob, eventCompletedCreate}
 	}
 	// The description repeats the project's name (cvatbench-<run-id>-<strategy>), so `cvatbench cleanup`
@@ -563,7 +570,7 @@ func (w *Webhook) Wait(ctx context.Context, api API, clk Clock, t Trial) (Outcom
 			ids = sortedKeys(st.jobIDs)
 		}
 		rq := st.request
-		firstJob := len(st.jobIDs) > 0 && !listed
+		firstJob := len(st.jobIDs) > 0 && !listed && !w.deliveriesOnly
 		w.mu.Unlock()
 		switch {
 		case ids != nil:

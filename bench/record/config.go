@@ -48,6 +48,8 @@ const (
 	MaxImages = 10_000
 	// MaxImageSide bounds both sides of a generated image, in pixels.
 	MaxImageSide = 8192
+	// MaxBatch bounds Config.Batch: tasks created and waited for together.
+	MaxBatch = 1000
 	// MaxWorkloadPixels bounds Images × width × height of the generated images (2^30, about 1.07
 	// gigapixels): roughly 0.5 GB of JPEG or 1.7 GB of PNG held in memory for the whole run.
 	MaxWorkloadPixels = 1 << 30
@@ -83,6 +85,10 @@ type Config struct {
 	SimFaults        string        // emulator fault spec (cvatsim.ParseFaults, canonical form), "" for none
 	SimStaticCache   bool          // emulator: CVAT_ALLOW_STATIC_CACHE, so use_cache=false tasks encode chunks at creation
 	SimWhatIf        string        // emulator behaviours no CVAT release has (cvatsim.ParseWhatIf, canonical), "" for none
+	// Batch > 0 creates and uploads the trials of a strategy (and cell) Batch at a time, then waits for the
+	// whole batch: per task for the per-task strategies, with calls covering the batch's project for the
+	// project-level ones. Closed loop only; Concurrency is then batches in flight, and Timeout bounds a batch.
+	Batch int
 	Chunks           string        // chunk probe after each trial: ChunksFirst, ChunksAll, ChunksNone; "": ChunkMode decides
 	OutDir           string        // results go to OutDir/<run-id>/ (OutDir/<run-id>.shard-<i>-of-<n>/ for a shard)
 	// RunID, when set, is the run's id instead of a new one: the shards of one run share it. It has the form
@@ -108,6 +114,15 @@ type Config struct {
 // Trials is the number of trials the config schedules.
 func (c Config) Trials() int {
 	return len(c.Strategies) * len(c.ImageQualities) * max(len(c.SegmentSizes), 1) * c.TasksPerStrategy
+}
+
+// Batches is the number of batches a batch run schedules: every cell's tasks in batches of Batch, the last
+// one smaller.
+func (c Config) Batches() int {
+	if c.Batch <= 0 {
+		return 0
+	}
+	return len(c.Strategies) * len(c.ImageQualities) * max(len(c.SegmentSizes), 1) * ((c.TasksPerStrategy + c.Batch - 1) / c.Batch)
 }
 
 // InFlightLimit is MaxInFlight with 0 resolved: the open loop's bound on trials at once.
@@ -204,8 +219,21 @@ func (c Config) Validate() error {
 		bad("max in flight %d is outside 0..%d", c.MaxInFlight, MaxConcurrency)
 	case c.MaxInFlight > 0 && c.Rate == 0:
 		bad("max in flight %d applies to open loop (rate) only; closed loop holds concurrency trials at once", c.MaxInFlight)
-	case c.Concurrency > 0 && c.TasksPerStrategy >= 1 && c.Concurrency > c.Trials() && c.Trials() > 0:
+	case c.Batch == 0 && c.Concurrency > 0 && c.TasksPerStrategy >= 1 && c.Concurrency > c.Trials() && c.Trials() > 0:
 		bad("concurrency %d exceeds the %d scheduled trials: some workers would never run", c.Concurrency, c.Trials())
+	}
+	switch {
+	case c.Batch == 0:
+	case c.Batch < 0:
+		bad("batch %d must be positive (0: no batches)", c.Batch)
+	case c.Batch > MaxBatch:
+		bad("batch %d exceeds the limit of %d tasks", c.Batch, MaxBatch)
+	case c.Batch > c.TasksPerStrategy && c.TasksPerStrategy >= 1:
+		bad("batch %d exceeds the %d tasks per strategy: a batch holds one strategy's tasks", c.Batch, c.TasksPerStrategy)
+	case c.Rate != 0:
+		bad("batch %d runs closed loop: batches of tasks are created together, not at a rate", c.Batch)
+	case c.Concurrency > c.Batches() && c.Batches() > 0:
+		bad("concurrency %d exceeds the %d batches: some workers would never run", c.Concurrency, c.Batches())
 	}
 	if c.ImagesDir == "" {
 		if c.Images < 1 {
@@ -347,6 +375,7 @@ type configJSON struct {
 	SimFaults        string   `json:"sim_faults,omitempty"`
 	SimStaticCache   bool     `json:"sim_static_cache,omitempty"`
 	SimWhatIf        string   `json:"sim_what_if,omitempty"`
+	Batch            int      `json:"batch,omitempty"`
 	Chunks           string   `json:"chunks"`
 	OutDir           string   `json:"out_dir"`
 	RunID            string   `json:"run_id,omitempty"`
@@ -375,7 +404,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		RatePerS: c.Rate, MaxInFlight: c.MaxInFlight, Images: c.Images, ImageSize: c.ImageSize, ImageFormat: c.ImageFormat,
 		ImagesDir: c.ImagesDir, ImageQualities: c.ImageQualities, SegmentSizes: c.SegmentSizes, Seed: c.Seed,
 		TimeoutMs: ms(c.Timeout), DurationMs: ms(c.Duration), UploadMode: c.UploadMode, Org: c.Org, Target: c.Target,
-		SimProfile: c.SimProfile, SimFaults: c.SimFaults, SimStaticCache: c.SimStaticCache, SimWhatIf: c.SimWhatIf, Chunks: c.ChunkMode(), OutDir: c.OutDir, RunID: c.RunID, ShardIndex: c.ShardIndex, ShardCount: c.ShardCount, PollIntervalMs: ms(c.PollInterval),
+		SimProfile: c.SimProfile, SimFaults: c.SimFaults, SimStaticCache: c.SimStaticCache, SimWhatIf: c.SimWhatIf, Batch: c.Batch, Chunks: c.ChunkMode(), OutDir: c.OutDir, RunID: c.RunID, ShardIndex: c.ShardIndex, ShardCount: c.ShardCount, PollIntervalMs: ms(c.PollInterval),
 		SDKPeriodMs: ms(c.SDKPeriod), CLIPeriodMs: ms(c.CLIPeriod), BackoffInitialMs: ms(c.BackoffInitial),
 		BackoffMaxMs: ms(c.BackoffMax), BackoffFactor: c.BackoffFactor, BackoffJitter: c.BackoffJitter,
 		SafetyPollMs: ms(c.SafetyPoll), WebhookListen: c.WebhookListen, WebhookURL: c.WebhookURL,
@@ -393,7 +422,7 @@ func (c *Config) UnmarshalJSON(b []byte) error {
 		Rate: j.RatePerS, MaxInFlight: j.MaxInFlight, Images: j.Images, ImageSize: j.ImageSize, ImageFormat: j.ImageFormat,
 		ImagesDir: j.ImagesDir, ImageQualities: j.ImageQualities, SegmentSizes: j.SegmentSizes, Seed: j.Seed,
 		Timeout: fromMs(j.TimeoutMs), Duration: fromMs(j.DurationMs), UploadMode: j.UploadMode, Org: j.Org, Target: j.Target,
-		SimProfile: j.SimProfile, SimFaults: j.SimFaults, SimStaticCache: j.SimStaticCache, SimWhatIf: j.SimWhatIf, Chunks: j.Chunks, OutDir: j.OutDir, RunID: j.RunID, ShardIndex: j.ShardIndex, ShardCount: j.ShardCount, PollInterval: fromMs(j.PollIntervalMs),
+		SimProfile: j.SimProfile, SimFaults: j.SimFaults, SimStaticCache: j.SimStaticCache, SimWhatIf: j.SimWhatIf, Batch: j.Batch, Chunks: j.Chunks, OutDir: j.OutDir, RunID: j.RunID, ShardIndex: j.ShardIndex, ShardCount: j.ShardCount, PollInterval: fromMs(j.PollIntervalMs),
 		SDKPeriod: fromMs(j.SDKPeriodMs), CLIPeriod: fromMs(j.CLIPeriodMs),
 		BackoffInitial: fromMs(j.BackoffInitialMs), BackoffMax: fromMs(j.BackoffMaxMs),
 		BackoffFactor: j.BackoffFactor, BackoffJitter: j.BackoffJitter, SafetyPoll: fromMs(j.SafetyPollMs),

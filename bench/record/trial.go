@@ -77,6 +77,15 @@ type Trial struct {
 	ServerProcessingMs *float64       `json:"server_processing_ms,omitempty"` // request finished - started (server clock)
 	Requests           int            `json:"requests"`                       // HTTP attempts while waiting (retries count)
 	RequestsByEndpoint map[string]int `json:"requests_by_endpoint,omitempty"` // "GET /api/jobs 200" -> n
+	// Batch runs (Config.Batch): the trial's batch (1-based, in the order batches started) and its size.
+	Batch     int `json:"batch,omitempty"`
+	BatchSize int `json:"batch_size,omitempty"`
+	// BatchMakespanMs is the batch's first create_sent_at to its last jobs_obtained_at, on every trial of the
+	// batch (the batch's ok trials; absent when none was).
+	BatchMakespanMs *float64 `json:"batch_makespan_ms,omitempty"`
+	// RequestsShare is, for a project-level strategy, the batch's waiting requests over the tasks that waited:
+	// the requests per task of calls that covered them all. Requests is 0 then: no call was the task's own.
+	RequestsShare *float64 `json:"requests_share,omitempty"`
 	// What the runner read of the compressed chunks after the wait (Config.Chunks); nil when it did not probe.
 	Chunks *ChunkProbe `json:"chunks,omitempty"`
 }
