@@ -88,9 +88,9 @@ type Config struct {
 	// Batch > 0 creates and uploads the trials of a strategy (and cell) Batch at a time, then waits for the
 	// whole batch: per task for the per-task strategies, with calls covering the batch's project for the
 	// project-level ones. Closed loop only; Concurrency is then batches in flight, and Timeout bounds a batch.
-	Batch int
-	Chunks           string        // chunk probe after each trial: ChunksFirst, ChunksAll, ChunksNone; "": ChunkMode decides
-	OutDir           string        // results go to OutDir/<run-id>/ (OutDir/<run-id>.shard-<i>-of-<n>/ for a shard)
+	Batch  int
+	Chunks string // chunk probe after each trial: ChunksFirst, ChunksAll, ChunksNone; "": ChunkMode decides
+	OutDir string // results go to OutDir/<run-id>/ (OutDir/<run-id>.shard-<i>-of-<n>/ for a shard)
 	// RunID, when set, is the run's id instead of a new one: the shards of one run share it. It has the form
 	// the runner makes ("20261203T120000Z-1a2b"), which cleanup relies on.
 	RunID string
