@@ -163,6 +163,35 @@ def test_project_task_removal(sim, client, name, images):
         client.projects.retrieve(project.id)
 
 
+def test_project_jobs_listing(sim, client, name, images):
+    """The listing project-poll makes (GET /api/jobs?project_id&page_size&sort=id, paged) through the SDK's own
+    api_client: every job of every task of the project, ascending, across pages, and nothing of another project;
+    and the requests list filtered by project and status, which project-poll reads for failed creations."""
+    project = client.projects.create({"name": name, "labels": [{"name": "car"}]})
+    other = client.projects.create({"name": name + "-other", "labels": [{"name": "car"}]})
+    tasks = [create_task(client, f"{name}-{i}", images(3), segment_size=1, project_id=project.id) for i in range(3)]
+    create_task(client, name + "-elsewhere", images(2), segment_size=1, project_id=other.id)
+    want = sorted(j.id for t in tasks for j in t.get_jobs())
+    assert len(want) == 9
+
+    got, page = [], 1
+    while True:
+        data, _ = client.api_client.jobs_api.list(project_id=project.id, page_size=4, page=page, sort="id")
+        got += [j.id for j in data.results]
+        assert all(j.project_id == project.id for j in data.results)
+        if data.next is None:
+            break
+        page += 1
+    assert got == want and page == 3 and data.count == 9
+
+    failed, _ = client.api_client.requests_api.list(action="create", target="task", project_id=project.id, status="failed")
+    assert failed.count == 0
+    finished, _ = client.api_client.requests_api.list(action="create", target="task", project_id=project.id, status="finished")
+    assert sorted(r.operation.task_id for r in finished.results) == sorted(t.id for t in tasks)
+    for p in (project, other):
+        p.remove()
+
+
 # --- failure path (API.md §5.5, §9.4) ------------------------------------------------------------------
 
 
