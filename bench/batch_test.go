@@ -144,7 +144,9 @@ func TestBatchWithFailedCreations(t *testing.T) {
 	if failed == 0 || ok == 0 || res.Errors != failed {
 		t.Errorf("%d ok, %d failed creations, result %+v", ok, failed, res)
 	}
-	if !slices.ContainsFunc(run.Trials, func(tr record.Trial) bool { return tr.Strategy == "project-webhook" && tr.ErrorClass == "request_failed" }) {
+	if !slices.ContainsFunc(run.Trials, func(tr record.Trial) bool {
+		return tr.Strategy == "project-webhook" && tr.ErrorClass == "request_failed"
+	}) {
 		t.Errorf("project-webhook saw no failed creation")
 	}
 }
