@@ -54,7 +54,7 @@ func newSimBehind(t *testing.T, wrap func(http.Handler) http.Handler) (*cvatsim.
 	return srv, hs.URL
 }
 
-func loginClient(t *testing.T, base, user, password string) *cvat.Client {
+func loginClient(t testing.TB, base, user, password string) *cvat.Client {
 	t.Helper()
 	key, err := cvat.Login(context.Background(), base, user, password, nil)
 	if err != nil {

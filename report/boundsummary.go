@@ -119,13 +119,22 @@ func boundNotes(s *Summary) string {
 			cell, cb.Bound.N, strings.Join(at, ", "), strings.Join(within, ", "))
 	}
 	fixed, informed := s.BelowBound()
-	if len(informed) > 0 {
-		var parts []string
-		for _, row := range informed {
-			parts = append(parts, fmt.Sprintf("%s by %.0f ms", row.Strategy+cellName(s, row), -*row.BoundGapMs))
+	var signals, shared []string
+	for _, row := range informed {
+		part := fmt.Sprintf("%s by %.0f ms", row.Strategy+cellName(s, row), -*row.BoundGapMs)
+		if name, _, _ := strings.Cut(row.Strategy, ":"); strings.HasPrefix(name, "project-") {
+			shared = append(shared, part)
+		} else {
+			signals = append(signals, part)
 		}
+	}
+	if len(signals) > 0 {
 		fmt.Fprintf(&b, "below the bound: %s; they read other signals than a listing (request status, webhooks, "+
-			"earlier trials), and the distance is what that information is worth\n", strings.Join(parts, ", "))
+			"earlier trials), and the distance is what that information is worth\n", strings.Join(signals, ", "))
+	}
+	if len(shared) > 0 {
+		fmt.Fprintf(&b, "below the bound: %s; one call of theirs covers the whole batch, which no per-task schedule "+
+			"can, and their requests are its share per task\n", strings.Join(shared, ", "))
 	}
 	if len(fixed) > 0 {
 		var parts []string
