@@ -98,93 +98,116 @@ func (r *Runner) batch(runCtx context.Context, runID string, files []cvat.File, 
 		}
 	}
 
-	started := make([]*startedTrial, len(slots))
+	// Each task waits from its own upload's 202 on, as a pipeline that hands each task to its waiter would:
+	// a per-task strategy in the upload's goroutine (the upload slot freed first), a project-level one by
+	// receiving the task on the batch's channel.
+	var (
+		wg    sync.WaitGroup
+		ready chan strategies.IndexedTrial
+		pl    *projectWait
+	)
+	if projectLevel {
+		ready = make(chan strategies.IndexedTrial, len(slots))
+		pl = r.startProjectWait(bctx, bs, projectID, ready, waits)
+	}
 	sem := make(chan struct{}, min(len(slots), batchUploadParallel))
-	var wg sync.WaitGroup
 	for i, s := range slots {
 		sem <- struct{}{}
 		wg.Go(func() {
-			defer func() { <-sem }()
 			st, ok := r.startTrial(runCtx, bctx, runID, files, s, nil, projectID)
-			if ok {
-				started[i] = st
-			} else {
+			<-sem
+			switch {
+			case !ok:
 				out[i] = st.rec
+			case projectLevel:
+				pl.add(i, st)
+				ready <- strategies.IndexedTrial{Index: i, Trial: st.strategyTrial()}
+			default:
+				waits := &callLog{}
+				o, err := strat.Wait(cvat.WithCallObserver(st.ctx, waits.observe), r.api, r.clock, st.strategyTrial())
+				out[i] = r.finishTrial(runCtx, st, o, err, r.clock.Now(), waits)
 			}
 		})
 	}
 	wg.Wait()
-
 	if projectLevel {
-		r.waitProjectLevel(runCtx, bctx, bs, projectID, started, out, waits)
-	} else {
-		for i, st := range started {
-			if st == nil {
-				continue
-			}
-			wg.Go(func() {
-				waits := &callLog{}
-				o, err := strat.Wait(cvat.WithCallObserver(st.ctx, waits.observe), r.api, r.clock, st.strategyTrial())
-				out[i] = r.finishTrial(runCtx, st, o, err, r.clock.Now(), waits)
-			})
-		}
-		wg.Wait()
+		close(ready)
+		pl.finish(runCtx, bctx, r, out)
 	}
 	stamp()
 	return out
 }
 
-// waitProjectLevel runs a project-level strategy over the started trials of a batch and records each: the
-// batch's waiting requests are shared by the tasks that waited (Trial.RequestsShare).
-func (r *Runner) waitProjectLevel(runCtx, bctx context.Context, bs strategies.BatchStrategy, projectID int,
-	started []*startedTrial, out []record.Trial, waits *callLog) {
-	var idx []int
-	var trials []strategies.Trial
-	for i, st := range started {
-		if st != nil {
-			idx = append(idx, i)
-			trials = append(trials, st.strategyTrial())
+// projectWait is a project-level strategy's wait over one batch, running while the batch uploads.
+type projectWait struct {
+	mu      sync.Mutex
+	started map[int]*startedTrial
+	results map[int]projectResult
+	waits   *callLog
+	over    chan struct{}
+}
+
+type projectResult struct {
+	out      strategies.Outcome
+	err      error
+	returned time.Time
+}
+
+// startProjectWait starts bs over the trials sent on ready.
+func (r *Runner) startProjectWait(bctx context.Context, bs strategies.BatchStrategy, projectID int,
+	ready chan strategies.IndexedTrial, waits *callLog) *projectWait {
+	pw := &projectWait{started: map[int]*startedTrial{}, results: map[int]projectResult{}, waits: waits, over: make(chan struct{})}
+	bapi, ok := r.api.(strategies.BatchAPI)
+	go func() {
+		defer close(pw.over)
+		if !ok {
+			for t := range ready {
+				pw.record(t.Index, strategies.Outcome{}, errors.New("project-level strategies need a client that lists requests"), r.clock.Now())
+			}
+			return
 		}
+		wctx := cvat.WithCallObserver(bctx, func(c cvat.Call) { r.observer.APICall(bs.Name(), c) })
+		bs.WaitBatch(cvat.WithCallObserver(wctx, waits.observe), bapi, r.clock, projectID, ready,
+			func(i int, o strategies.Outcome, err error) { pw.record(i, o, err, r.clock.Now()) })
+		for range ready { // a strategy that returned early: the rest were never waited for
+		}
+	}()
+	return pw
+}
+
+func (pw *projectWait) add(i int, st *startedTrial) {
+	pw.mu.Lock()
+	pw.started[i] = st
+	pw.mu.Unlock()
+}
+
+func (pw *projectWait) record(i int, o strategies.Outcome, err error, at time.Time) {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	if _, dup := pw.results[i]; !dup {
+		pw.results[i] = projectResult{o, err, at}
 	}
-	if len(trials) == 0 {
+}
+
+// finish waits for the strategy and records every started trial; the batch's waiting requests are shared by
+// the tasks that waited (Trial.RequestsShare).
+func (pw *projectWait) finish(runCtx, bctx context.Context, r *Runner, out []record.Trial) {
+	<-pw.over
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	if len(pw.started) == 0 {
 		return
 	}
-	type result struct {
-		out      strategies.Outcome
-		err      error
-		returned time.Time
-		set      bool
-	}
-	results := make([]result, len(trials))
-	var mu sync.Mutex
-	bapi, ok := r.api.(strategies.BatchAPI)
-	if !ok {
-		for k := range trials {
-			results[k] = result{err: errors.New("project-level strategies need a client that lists requests"), set: true}
-		}
-	} else {
-		wctx := cvat.WithCallObserver(bctx, func(c cvat.Call) { r.observer.APICall(bs.Name(), c) })
-		bs.WaitBatch(cvat.WithCallObserver(wctx, waits.observe), bapi, r.clock, projectID, trials,
-			func(k int, o strategies.Outcome, err error) {
-				now := r.clock.Now()
-				mu.Lock()
-				defer mu.Unlock()
-				if !results[k].set {
-					results[k] = result{out: o, err: err, returned: now, set: true}
-				}
-			})
-	}
-	share := float64(waits.n) / float64(len(trials))
-	for k, i := range idx {
-		res := results[k]
-		if !res.set {
+	share := float64(pw.waits.n) / float64(len(pw.started))
+	for i, st := range pw.started {
+		res, ok := pw.results[i]
+		if !ok {
 			err := bctx.Err()
 			if err == nil {
 				err = errors.New("the batch strategy returned without an answer for this task")
 			}
-			res = result{err: err, returned: r.clock.Now()}
+			res = projectResult{err: err, returned: r.clock.Now()}
 		}
-		st := started[i]
 		out[i] = r.finishTrial(runCtx, st, res.out, res.err, res.returned, nil)
 		out[i].RequestsShare = &share
 	}

@@ -20,12 +20,21 @@ type BatchAPI interface {
 	ListRequests(ctx context.Context, f cvat.RequestFilter) ([]cvat.Request, error)
 }
 
-// BatchStrategy waits for the jobs of every task of a batch created into one project. WaitBatch calls done
-// once per trial, by index, as soon as its jobs are known or it failed, and returns when every trial is done
-// or ctx ends (the trials left then are the caller's to fail). done may be called from several goroutines.
+// BatchStrategy waits for the jobs of every task of a batch created into one project. The caller sends each
+// task on trials as soon as its upload returned, and closes trials when the batch's uploads are over (failed
+// ones are never sent). WaitBatch calls done once per trial sent, by its Index, as soon as its jobs are known
+// or it failed, and returns when trials is closed and every trial sent is done, or ctx ends (the trials
+// left then are the caller's to fail). done may be called from several goroutines.
 type BatchStrategy interface {
 	Strategy
-	WaitBatch(ctx context.Context, api BatchAPI, clk Clock, projectID int, trials []Trial, done func(i int, out Outcome, err error))
+	WaitBatch(ctx context.Context, api BatchAPI, clk Clock, projectID int, trials <-chan IndexedTrial,
+		done func(i int, out Outcome, err error))
+}
+
+// IndexedTrial is a trial of a batch with its index in the batch.
+type IndexedTrial struct {
+	Index int
+	Trial
 }
 
 // BatchPreparer is a BatchStrategy with set-up per batch that must come before the batch's tasks exist
@@ -70,14 +79,29 @@ func (p *ProjectPoll) Wait(ctx context.Context, api API, clk Clock, t Trial) (Ou
 	return waitOne(ctx, p, api, clk, t)
 }
 
-// WaitBatch lists the project until every trial is done.
-func (p *ProjectPoll) WaitBatch(ctx context.Context, api BatchAPI, clk Clock, projectID int, trials []Trial,
+// WaitBatch lists the project from the first trial on until every trial is done.
+func (p *ProjectPoll) WaitBatch(ctx context.Context, api BatchAPI, clk Clock, projectID int, trials <-chan IndexedTrial,
 	done func(i int, out Outcome, err error)) {
 	pending := map[int]int{} // task id -> trial index
-	for i, t := range trials {
-		pending[t.TaskID] = i
-	}
-	for round := 1; len(pending) > 0; round++ {
+	open := true
+	for round := 1; ; round++ {
+		open = receiveReady(trials, pending, open)
+		if len(pending) == 0 {
+			if !open {
+				return
+			}
+			// Nothing to look for yet: wait for the next upload, not the interval.
+			select {
+			case t, ok := <-trials:
+				if !ok {
+					return
+				}
+				pending[t.TaskID] = t.Index
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
 		byTask, err := projectJobIDs(ctx, api, projectID)
 		switch {
 		case err == nil:
@@ -90,16 +114,49 @@ func (p *ProjectPoll) WaitBatch(ctx context.Context, api BatchAPI, clk Clock, pr
 			}
 		case !Transient(err) || ctx.Err() != nil:
 			failAll(pending, done, err)
+			drainFailing(ctx, trials, done, err)
 			return
 		}
 		if len(pending) > 0 && round%failCheckEvery == 0 {
 			failedRequests(ctx, api, projectID, pending, done)
 		}
-		if len(pending) == 0 {
+		if len(pending) == 0 && !open {
 			return
 		}
 		if err := sleep(ctx, clk, p.interval); err != nil {
 			failAll(pending, done, err)
+			return
+		}
+	}
+}
+
+// receiveReady moves the trials sent so far into pending without blocking; it returns whether trials is
+// still open.
+func receiveReady(trials <-chan IndexedTrial, pending map[int]int, open bool) bool {
+	for open {
+		select {
+		case t, ok := <-trials:
+			if !ok {
+				return false
+			}
+			pending[t.TaskID] = t.Index
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// drainFailing fails every trial still to come with err, until trials closes or ctx ends.
+func drainFailing(ctx context.Context, trials <-chan IndexedTrial, done func(int, Outcome, error), err error) {
+	for {
+		select {
+		case t, ok := <-trials:
+			if !ok {
+				return
+			}
+			done(t.Index, Outcome{}, err)
+		case <-ctx.Done():
 			return
 		}
 	}
@@ -170,7 +227,10 @@ func waitOne(ctx context.Context, b BatchStrategy, api API, clk Clock, t Trial) 
 		out Outcome
 		err error = context.DeadlineExceeded
 	)
-	b.WaitBatch(ctx, ba, clk, t.ProjectID, []Trial{t}, func(_ int, o Outcome, e error) {
+	one := make(chan IndexedTrial, 1)
+	one <- IndexedTrial{Trial: t}
+	close(one)
+	b.WaitBatch(ctx, ba, clk, t.ProjectID, one, func(_ int, o Outcome, e error) {
 		mu.Lock()
 		out, err = o, e
 		mu.Unlock()

@@ -69,13 +69,11 @@ func (p *ProjectWebhook) PrepareBatch(ctx context.Context, projectID int) error 
 	if client == nil {
 		return errors.New("project-webhook strategy not prepared")
 	}
-	hp := p.params
-	hp.SafetyPoll = 24 * time.Hour // the batch's own safety poll in WaitBatch covers every task
-	w, err := NewWebhook(hp)
+	w, err := NewWebhook(p.params)
 	if err != nil {
 		return err
 	}
-	w.deliveriesOnly = true
+	w.deliveriesOnly = true // no per-task safety poll either: WaitBatch's covers every task
 	if err := w.Prepare(ctx, client, projectID); err != nil {
 		return err
 	}
@@ -104,13 +102,19 @@ func (p *ProjectWebhook) releaseBatch(ctx context.Context, projectID int) {
 
 // WaitBatch waits for every trial on the deliveries to the batch's webhook (PrepareBatch; made now if the
 // caller did not), then removes the webhook.
-func (p *ProjectWebhook) WaitBatch(ctx context.Context, api BatchAPI, clk Clock, projectID int, trials []Trial,
+func (p *ProjectWebhook) WaitBatch(ctx context.Context, api BatchAPI, clk Clock, projectID int, trials <-chan IndexedTrial,
 	done func(i int, out Outcome, err error)) {
-	var once []sync.Once
-	for range trials {
-		once = append(once, sync.Once{})
+	var mu sync.Mutex
+	finished := map[int]bool{}
+	finish := func(i int, out Outcome, err error) {
+		mu.Lock()
+		first := !finished[i]
+		finished[i] = true
+		mu.Unlock()
+		if first {
+			done(i, out, err)
+		}
 	}
-	finish := func(i int, out Outcome, err error) { once[i].Do(func() { done(i, out, err) }) }
 	p.mu.Lock()
 	_, ready := p.batches[projectID]
 	p.mu.Unlock()
@@ -120,34 +124,52 @@ func (p *ProjectWebhook) WaitBatch(ctx context.Context, api BatchAPI, clk Clock,
 	}
 	defer p.releaseBatch(ctx, projectID)
 	if err != nil {
-		for i := range trials {
-			finish(i, Outcome{}, err)
-		}
+		drainFailing(ctx, trials, finish, err)
 		return
 	}
 	p.mu.Lock()
 	w := p.batches[projectID]
 	p.mu.Unlock()
-	cancels := make([]context.CancelFunc, len(trials))
+
+	pending := map[int]int{} // task id -> index, of trials sent and not done
+	cancels := map[int]context.CancelFunc{}
 	var wg sync.WaitGroup
-	for i, t := range trials {
+	start := func(t IndexedTrial) {
 		tctx, cancel := context.WithCancel(ctx)
-		cancels[i] = cancel
+		mu.Lock()
+		pending[t.TaskID], cancels[t.Index] = t.Index, cancel
+		mu.Unlock()
 		wg.Go(func() {
-			out, err := w.Wait(tctx, api, clk, t)
+			defer cancel()
+			out, err := w.Wait(tctx, api, clk, t.Trial)
 			if tctx.Err() != nil && ctx.Err() == nil {
 				return // completed by the safety poll
 			}
-			finish(i, out, err)
+			mu.Lock()
+			delete(pending, t.TaskID)
+			mu.Unlock()
+			finish(t.Index, out, err)
 		})
 	}
-	// The batch's safety poll: the whole project every period, until every task is done.
+	safety := clk.After(p.params.SafetyPoll)
+	for open := true; open; {
+		select {
+		case t, ok := <-trials:
+			if !ok {
+				open = false
+				break
+			}
+			start(t)
+		case <-safety:
+			p.safetyPoll(ctx, api, clk, projectID, &mu, pending, cancels, finish)
+			safety = clk.After(p.params.SafetyPoll)
+		case <-ctx.Done():
+			open = false
+		}
+	}
+	// Every trial is sent: poll until the waits are over.
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
-	pending := map[int]int{}
-	for i, t := range trials {
-		pending[t.TaskID] = i
-	}
 	for {
 		select {
 		case <-allDone:
@@ -155,19 +177,38 @@ func (p *ProjectWebhook) WaitBatch(ctx context.Context, api BatchAPI, clk Clock,
 		case <-ctx.Done():
 			<-allDone
 			return
-		case <-clk.After(p.params.SafetyPoll):
+		case <-safety:
+			p.safetyPoll(ctx, api, clk, projectID, &mu, pending, cancels, finish)
+			safety = clk.After(p.params.SafetyPoll)
 		}
-		byTask, err := projectJobIDs(ctx, api, projectID)
-		if err != nil {
-			continue
+	}
+}
+
+// safetyPoll lists the whole project once and completes every pending trial it shows jobs of, covering lost
+// deliveries.
+func (p *ProjectWebhook) safetyPoll(ctx context.Context, api BatchAPI, clk Clock, projectID int, mu *sync.Mutex,
+	pending map[int]int, cancels map[int]context.CancelFunc, finish func(int, Outcome, error)) {
+	byTask, err := projectJobIDs(ctx, api, projectID)
+	if err != nil {
+		return // the next period, or a delivery, follows
+	}
+	now := clk.Now()
+	type hit struct {
+		index  int
+		ids    []int
+		cancel context.CancelFunc
+	}
+	var hits []hit
+	mu.Lock()
+	for taskID, ids := range byTask {
+		if i, ok := pending[taskID]; ok {
+			delete(pending, taskID)
+			hits = append(hits, hit{i, ids, cancels[i]})
 		}
-		now := clk.Now()
-		for taskID, ids := range byTask {
-			if i, ok := pending[taskID]; ok {
-				finish(i, Outcome{JobIDs: ids, SeenAt: now, Signal: SignalSafetyPoll}, nil)
-				cancels[i]()
-				delete(pending, taskID)
-			}
-		}
+	}
+	mu.Unlock()
+	for _, h := range hits {
+		finish(h.index, Outcome{JobIDs: h.ids, SeenAt: now, Signal: SignalSafetyPoll}, nil)
+		h.cancel()
 	}
 }

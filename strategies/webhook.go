@@ -599,7 +599,7 @@ func (w *Webhook) Wait(ctx context.Context, api API, clk Clock, t Trial) (Outcom
 			continue // not what CVAT does: wait for the other signals
 		}
 
-		if safety == nil {
+		if safety == nil && !w.deliveriesOnly { // project-webhook: the batch's safety poll covers the task
 			safety = clk.After(w.safetyPoll)
 		}
 		select {
