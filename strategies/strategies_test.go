@@ -40,12 +40,12 @@ func mustNew(t *testing.T, name string, p strategies.Params) strategies.Strategy
 }
 
 func TestRegistry(t *testing.T) {
-	want := []string{"busyloop", "poll", "sdk", "cli", "ui", "backoff", "webhook", "adaptive", "prealloc"}
+	want := []string{"busyloop", "poll", "sdk", "cli", "ui", "backoff", "webhook", "adaptive", "project-poll", "project-webhook", "prealloc"}
 	if diff := cmp.Diff(want, strategies.Names()); diff != "" {
 		t.Fatalf("Names() (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(want[:len(want)-1], strategies.Defaults()); diff != "" {
-		t.Fatalf("Defaults() leave out only the what-if strategy (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want[:8], strategies.Defaults()); diff != "" {
+		t.Fatalf("Defaults() leave out the project-level and what-if strategies (-want +got):\n%s", diff)
 	}
 	for _, name := range want {
 		t.Run(name, func(t *testing.T) {
