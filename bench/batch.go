@@ -19,21 +19,8 @@ const batchUploadParallel = 8
 // batchLoop is the closed loop of a batch run: Concurrency workers, each running one batch at a time.
 func (r *Runner) batchLoop(ctx context.Context, runID string, files []cvat.File, slots []Slot, col *collector) []*record.Recorder {
 	batches := Batches(r.cfg, slots)
-	queue := make(chan int)
 	start := r.clock.Now()
-	go func() {
-		defer close(queue)
-		for i := range batches {
-			if r.timeUp(start) {
-				return
-			}
-			select {
-			case queue <- i:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	queue := r.feed(ctx, start, len(batches))
 	recorders := make([]*record.Recorder, r.cfg.ShardConcurrency())
 	var wg sync.WaitGroup
 	for i := range recorders {
@@ -245,25 +232,9 @@ func (r *Runner) setupFailure(runCtx, bctx context.Context, runID string, files 
 	return rec
 }
 
-// createProject creates a project of this run, adopting the one a lost answer created, and tracks it for
-// cleanup.
+// createProject creates a batch's project and tracks it for cleanup.
 func (r *Runner) createProject(ctx context.Context, name string) (int, error) {
-	spec := cvat.ProjectSpec{Name: name, Labels: []cvat.Label{{Name: "object"}}}
-	var p cvat.Project
-	failedOnce := false
-	err := r.retrySetup(ctx, func() error {
-		if failedOnce {
-			if found, ok := r.findProject(ctx, spec.Name); ok {
-				p = found
-				return nil
-			}
-		}
-		var err error
-		if p, err = r.api.CreateProject(ctx, spec); err != nil {
-			failedOnce = true
-		}
-		return err
-	})
+	p, err := r.newProject(ctx, name)
 	if err != nil {
 		return 0, err
 	}

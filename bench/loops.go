@@ -11,28 +11,16 @@ import (
 )
 
 func (r *Runner) closedLoop(ctx context.Context, runID string, files []cvat.File, slots []Slot, col *collector) []*record.Recorder {
-	queue := make(chan Slot)
 	start := r.clock.Now()
-	go func() {
-		defer close(queue)
-		for _, s := range slots {
-			if r.timeUp(start) {
-				return
-			}
-			select {
-			case queue <- s:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	queue := r.feed(ctx, start, len(slots))
 	recorders := make([]*record.Recorder, r.cfg.ShardConcurrency())
 	var wg sync.WaitGroup
 	for i := range recorders {
 		rec := record.NewRecorder()
 		recorders[i] = rec
 		wg.Go(func() {
-			for s := range queue {
+			for i := range queue {
+				s := slots[i]
 				if ctx.Err() != nil {
 					return // a slot taken after the cancel never started
 				}
@@ -45,6 +33,25 @@ func (r *Runner) closedLoop(ctx context.Context, runID string, files []cvat.File
 	}
 	wg.Wait()
 	return recorders
+}
+
+// feed hands the indices 0..n-1 to the closed loop's workers in order, until --duration is up or ctx ends.
+func (r *Runner) feed(ctx context.Context, start time.Time, n int) <-chan int {
+	queue := make(chan int)
+	go func() {
+		defer close(queue)
+		for i := range n {
+			if r.timeUp(start) {
+				return
+			}
+			select {
+			case queue <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return queue
 }
 
 // timeUp reports whether Config.Duration has passed since start; trials in flight then finish, no new one

@@ -16,22 +16,7 @@ import (
 func (r *Runner) setup(ctx context.Context, runID string) error {
 	r.estimateClock(ctx, runID)
 	for _, name := range r.cfg.Strategies {
-		spec := cvat.ProjectSpec{Name: NamePrefix + runID + shardTag(r.cfg) + "-" + name, Labels: []cvat.Label{{Name: "object"}}}
-		var p cvat.Project
-		failedOnce := false
-		err := r.retrySetup(ctx, func() error {
-			if failedOnce { // a lost answer may have created it: adopt it rather than make a second one
-				if found, ok := r.findProject(ctx, spec.Name); ok {
-					p = found
-					return nil
-				}
-			}
-			var err error
-			if p, err = r.api.CreateProject(ctx, spec); err != nil {
-				failedOnce = true
-			}
-			return err
-		})
+		p, err := r.newProject(ctx, NamePrefix+runID+shardTag(r.cfg)+"-"+name)
 		if err != nil {
 			return fmt.Errorf("create project for %s: %w", name, err)
 		}
@@ -48,6 +33,28 @@ func (r *Runner) setup(ctx context.Context, runID string) error {
 		}
 	}
 	return nil
+}
+
+// newProject creates a project of this run with retries under transient failures, adopting the one a lost
+// answer created rather than making a second one.
+func (r *Runner) newProject(ctx context.Context, name string) (cvat.Project, error) {
+	spec := cvat.ProjectSpec{Name: name, Labels: []cvat.Label{{Name: "object"}}}
+	var p cvat.Project
+	failedOnce := false
+	err := r.retrySetup(ctx, func() error {
+		if failedOnce {
+			if found, ok := r.findProject(ctx, spec.Name); ok {
+				p = found
+				return nil
+			}
+		}
+		var err error
+		if p, err = r.api.CreateProject(ctx, spec); err != nil {
+			failedOnce = true
+		}
+		return err
+	})
+	return p, err
 }
 
 // FirstContactTimeout bounds the run's first calls to the server (its version, then the credentials), retries
