@@ -173,3 +173,38 @@ func TestRealServerQualitySweep(t *testing.T) {
 		}
 	}
 }
+
+// TestRealServerBatch waits for batches on a real CVAT with the project-level strategies and per-task poll:
+// the server answers the project_id filters of /api/jobs and /api/requests, every task completes, the
+// project-level requests are a share per task, and the batch projects and webhooks are gone afterwards.
+func TestRealServerBatch(t *testing.T) {
+	srv := realserver.Get(t)
+	t.Setenv("CVAT_USER", "")
+	t.Setenv("CVAT_PASSWORD", "")
+	t.Setenv("CVAT_ACCESS_TOKEN", "")
+	out := t.TempDir()
+	args := append([]string{"run", "--strategies", "project-poll,project-webhook,poll", "--batch", "4", "--tasks", "4",
+		"--images", "1", "--concurrency", "1", "--safety-poll", "2s", "--out", out}, realArgs(srv)...)
+	code, stdout, stderr := cvatbench(args...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
+	}
+	t.Log(stdout)
+	dirs, _ := filepath.Glob(filepath.Join(out, "*"))
+	run, err := report.Load(dirs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range run.Trials {
+		if tr.Result != record.ResultOK || tr.Batch == 0 || tr.BatchMakespanMs == nil {
+			t.Errorf("trial %d %s: %s %s batch %d", tr.Seq, tr.Strategy, tr.Result, tr.Error, tr.Batch)
+		}
+		if projectLevel := tr.Strategy != "poll"; projectLevel != (tr.RequestsShare != nil) {
+			t.Errorf("%s: requests share %v", tr.Strategy, tr.RequestsShare)
+		}
+	}
+	code, stdout, stderr = cvatbench(append([]string{"cleanup", "--dry-run", "--older-than", "0s"}, realArgs(srv)...)...)
+	if code != exitOK || strings.Contains(stdout, run.Meta.RunID) {
+		t.Errorf("cleanup --dry-run exit %d lists this run's objects:\n%s%s", code, stdout, stderr)
+	}
+}
