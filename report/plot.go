@@ -38,7 +38,7 @@ const plotW, plotH = 16 * vg.Centimeter, 10 * vg.Centimeter
 // Plots builds the plots of run: PlotPercentiles and PlotFrontier always, PlotQuality for sweeps, PlotFidelity
 // when the run probed chunks.
 func Plots(run *Run) (map[string]*plot.Plot, error) {
-	s, err := Summarize(run, []float64{50, 90})
+	s, err := summarizeLean(run, []float64{50, 90})
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +212,7 @@ type whiskers struct {
 // and shape in a legend above them: text beside the points overlapped where strategies lie close.
 func frontierPlot(run *Run) (*plot.Plot, error) {
 	// One point per strategy over every cell of a sweep.
-	s, err := Summarize(flattenCells(run), []float64{50, 90})
+	s, err := summarizeLean(flattenCells(run), []float64{50, 90})
 	if err != nil {
 		return nil, err
 	}

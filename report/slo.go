@@ -192,7 +192,7 @@ func EvaluateSLOs(run *Run, slos []SLO) ([]SLOResult, error) {
 	if len(e2e) == 0 {
 		e2e = []float64{50} // Summarize wants at least one
 	}
-	sum, err := summarize(run, e2e, det)
+	sum, err := summarize(run, e2e, det, false)
 	if err != nil {
 		return nil, err
 	}

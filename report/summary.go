@@ -150,11 +150,18 @@ func ValidatePercentiles(ps []float64) error {
 // Summarize reduces the raw trials of run through HdrHistograms (record.NewHistogram geometry), so its numbers
 // match the .hlog files. Rows follow the run's strategy order, then image quality ascending.
 func Summarize(run *Run, percentiles []float64) (*Summary, error) {
-	return summarize(run, percentiles, detectionPercentiles)
+	return summarize(run, percentiles, detectionPercentiles, true)
 }
 
-// summarize is Summarize with a choice of detection percentiles (thresholds may ask for any).
-func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error) {
+// summarizeLean is Summarize without the optimal-polling bounds, for the readers that do not show them:
+// over a million trials the bound takes about 3 s per cell.
+func summarizeLean(run *Run, percentiles []float64) (*Summary, error) {
+	return summarize(run, percentiles, detectionPercentiles, false)
+}
+
+// summarize is Summarize with a choice of detection percentiles (thresholds may ask for any) and of
+// whether to compute the bounds.
+func summarize(run *Run, percentiles, detPercentiles []float64, bounds bool) (*Summary, error) {
 	if err := ValidatePercentiles(percentiles); err != nil {
 		return nil, err
 	}
@@ -208,7 +215,7 @@ func summarize(run *Run, percentiles, detPercentiles []float64) (*Summary, error
 			k.segment = t.SegmentSize
 		}
 		groups[k] = append(groups[k], t)
-		if v, ok := visibleAfterUpload(t); ok {
+		if v, ok := visibleAfterUpload(t); ok && bounds {
 			visible[[2]int{k.quality, k.segment}] = append(visible[[2]int{k.quality, k.segment}], v)
 		}
 		if _, ok := order[t.Strategy]; !ok {
