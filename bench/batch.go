@@ -19,26 +19,11 @@ const batchUploadParallel = 8
 // batchLoop is the closed loop of a batch run: Concurrency workers, each running one batch at a time.
 func (r *Runner) batchLoop(ctx context.Context, runID string, files []cvat.File, slots []Slot, col *collector) []*record.Recorder {
 	batches := Batches(r.cfg, slots)
-	start := r.clock.Now()
-	queue := r.feed(ctx, start, len(batches))
-	recorders := make([]*record.Recorder, r.cfg.ShardConcurrency())
-	var wg sync.WaitGroup
-	for i := range recorders {
-		rec := record.NewRecorder()
-		recorders[i] = rec
-		wg.Go(func() {
-			for b := range queue {
-				if ctx.Err() != nil || r.timeUp(start) {
-					continue
-				}
-				for _, tr := range r.batch(ctx, runID, files, batches[b], b+1) {
-					col.finish(tr, rec)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return recorders
+	return r.workers(ctx, len(batches), func(b int, rec *record.Recorder) {
+		for _, tr := range r.batch(ctx, runID, files, batches[b], b+1) {
+			col.finish(tr, rec)
+		}
+	})
 }
 
 // batch runs one batch: its tasks are created and uploaded together (batchUploadParallel at a time), then

@@ -11,23 +11,31 @@ import (
 )
 
 func (r *Runner) closedLoop(ctx context.Context, runID string, files []cvat.File, slots []Slot, col *collector) []*record.Recorder {
+	return r.workers(ctx, len(slots), func(i int, rec *record.Recorder) {
+		col.finish(r.trial(ctx, runID, files, slots[i], nil), rec)
+	})
+}
+
+// workers runs the closed loop over n units (trials or batches): ShardConcurrency workers, each with its own
+// record.Recorder, take the units in order and run do. A unit taken after the cancel, or after --duration,
+// never starts; the feeder stops at its next one.
+func (r *Runner) workers(ctx context.Context, n int, do func(i int, rec *record.Recorder)) []*record.Recorder {
 	start := r.clock.Now()
-	queue := r.feed(ctx, start, len(slots))
+	queue := r.feed(ctx, start, n)
 	recorders := make([]*record.Recorder, r.cfg.ShardConcurrency())
 	var wg sync.WaitGroup
-	for i := range recorders {
+	for w := range recorders {
 		rec := record.NewRecorder()
-		recorders[i] = rec
+		recorders[w] = rec
 		wg.Go(func() {
 			for i := range queue {
-				s := slots[i]
 				if ctx.Err() != nil {
-					return // a slot taken after the cancel never started
+					return
 				}
 				if r.timeUp(start) {
-					continue // nor one after --duration; the feeder stops at its next slot
+					continue
 				}
-				col.finish(r.trial(ctx, runID, files, s, nil), rec)
+				do(i, rec)
 			}
 		})
 	}

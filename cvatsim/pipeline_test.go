@@ -96,6 +96,17 @@ func TestRequestNotFoundIsHTML(t *testing.T) {
 	}
 }
 
+// releasePickUp waits until a held request's one-second pick-up is pending on clk and lets it pass.
+func releasePickUp(t *testing.T, clk *fakeClock) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := clk.BlockUntil(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+}
+
 // heldEnv has a manual clock and a one-second pick-up, so a request stays
 // queued until the test advances the clock.
 func heldEnv(t *testing.T, rec *statusRecorder, mod func(*cvatsim.Options)) (*env, *fakeClock) {
@@ -129,12 +140,7 @@ func TestUploadFinishWhileQueuedIs409(t *testing.T) {
 	if r.obj(t)["rq_id"] != rq {
 		t.Fatalf("409 body %s", r.body)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := clk.BlockUntil(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(time.Second)
+	releasePickUp(t, clk)
 	rec.waitFor(t, rq, "finished", 1)
 	// Data on an initialized task: 400.
 	r = e.must(400, e.do("POST", fmt.Sprintf("/api/tasks/%d/data", id), body, map[string]string{"Content-Type": ct}))

@@ -1,11 +1,9 @@
 package cvatsim_test
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/cvatbench/cvatbench/cvatsim"
 )
@@ -57,12 +55,7 @@ func TestPreallocJobsListedAtAcceptance(t *testing.T) {
 	if len(early) != 3 || early[0][1] != 0 || early[0][2] != 1 || early[2][1] != 4 || early[2][2] != 4 {
 		t.Fatalf("jobs at the 202: %v, want frames 0-1, 2-3, 4-4", early)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := clk.BlockUntil(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(time.Second)
+	releasePickUp(t, clk)
 	rec.waitFor(t, rq, "finished", 1)
 	if late := e.jobRows(id); !slices.Equal(late, early) {
 		t.Errorf("jobs after the commit %v, at the 202 %v", late, early)
@@ -91,12 +84,7 @@ func TestPreallocJobsRolledBackOnFailure(t *testing.T) {
 	if rows := e.jobRows(id); len(rows) != 1 {
 		t.Fatalf("pre-allocated rows %v", rows)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := clk.BlockUntil(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(time.Second)
+	releasePickUp(t, clk)
 	rec.waitFor(t, rq, "failed", 1)
 	if rows := e.jobRows(id); len(rows) != 0 {
 		t.Errorf("rows after the failure %v", rows)
