@@ -2,7 +2,9 @@ package bench_test
 
 import (
 	"context"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,4 +165,34 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// A server that rejects the project filter fails the run at set-up, in one line, before any task exists,
+// and the run's projects are removed.
+func TestBatchProjectFilterRejected(t *testing.T) {
+	srv, base := newSimBehind(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/api/jobs" && r.URL.Query().Has("project_id") {
+				http.Error(w, `{"project_id":["Unknown filter."]}`, http.StatusBadRequest)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	admin := loginClient(t, base, "admin", "admin")
+	r, err := bench.New(batchConfig(t, "project-poll"), bench.WithClient(admin), bench.WithClock(fastClock{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "strategy project-poll: the server rejects the jobs listing filtered by project") ||
+		strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Run = %v", err)
+	}
+	if n := srv.TaskCount(); n != 0 {
+		t.Errorf("%d tasks created", n)
+	}
+	if ps, _ := admin.ListProjects(context.Background(), ""); len(ps) != 0 {
+		t.Errorf("%d projects left", len(ps))
+	}
 }

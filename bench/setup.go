@@ -23,6 +23,11 @@ func (r *Runner) setup(ctx context.Context, runID string) error {
 		r.mu.Lock()
 		r.projects[name] = p.ID
 		r.mu.Unlock()
+		if _, ok := r.strats[name].(strategies.BatchStrategy); ok {
+			if err := r.checkProjectFilters(ctx, p.ID); err != nil {
+				return fmt.Errorf("strategy %s: %w", name, err)
+			}
+		}
 		if prep, ok := r.strats[name].(strategies.Preparer); ok {
 			r.mu.Lock()
 			r.prepared = append(r.prepared, prep)
@@ -31,6 +36,31 @@ func (r *Runner) setup(ctx context.Context, runID string) error {
 				return fmt.Errorf("prepare strategy %s: %w", name, err)
 			}
 		}
+	}
+	return nil
+}
+
+// checkProjectFilters makes, once, the two calls a project-level strategy builds on, against the run's
+// (empty) project of the strategy: the jobs and the failed creation requests filtered by project. A server
+// that rejects them fails the run here, before any task exists, instead of failing every batch.
+func (r *Runner) checkProjectFilters(ctx context.Context, projectID int) error {
+	bapi, ok := r.api.(strategies.BatchAPI)
+	if !ok {
+		return errors.New("project-level strategies need a client that lists requests")
+	}
+	err := r.retrySetup(ctx, func() error {
+		_, err := bapi.ListJobs(ctx, cvat.JobsQuery{ProjectID: projectID, PageSize: 1, Sort: "id"})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("the server rejects the jobs listing filtered by project (GET /api/jobs?project_id=): %w", err)
+	}
+	err = r.retrySetup(ctx, func() error {
+		_, err := bapi.ListRequests(ctx, cvat.RequestFilter{Action: "create", Target: "task", ProjectID: projectID, Status: cvat.StatusFailed})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("the server rejects the requests listing filtered by project (GET /api/requests?project_id=): %w", err)
 	}
 	return nil
 }
