@@ -73,8 +73,9 @@ func boundPlot(run *Run) (*plot.Plot, error) {
 	p.Y.Min = max(p.Y.Min/1.5, floorS/1.5)
 	p.Y.Max *= 1.5
 	// Headroom for the legend above everything drawn, on the log axis: legendHeadroom's share of the height.
-	const legendLine = 0.055
-	f := min(0.6, legendLine*float64(entries+2))
+	const legendLine = 0.04 // at the 8 pt legend text below
+	p.Legend.TextStyle.Font.Size = vg.Points(8)
+	f := min(0.5, legendLine*float64(entries+2))
 	p.Y.Max = p.Y.Min * math.Pow(p.Y.Max/p.Y.Min, 1/(1-f))
 	return p, nil
 }
