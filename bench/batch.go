@@ -20,7 +20,9 @@ const batchUploadParallel = 8
 func (r *Runner) batchLoop(ctx context.Context, runID string, files []cvat.File, slots []Slot, col *collector) []*record.Recorder {
 	batches := Batches(r.cfg, slots)
 	return r.workers(ctx, len(batches), func(b int, rec *record.Recorder) {
-		for _, tr := range r.batch(ctx, runID, files, batches[b], b+1) {
+		// A batch's id is its first trial's seq + 1: unique across the shards of a run, so merged shards keep
+		// their batches apart.
+		for _, tr := range r.batch(ctx, runID, files, batches[b], batches[b][0].Seq+1) {
 			col.finish(tr, rec)
 		}
 	})

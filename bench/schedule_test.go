@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -113,5 +114,48 @@ func TestShardSlotsSplitTheRun(t *testing.T) {
 	}
 	if len(seen) != len(all) || !slices.Equal(sizes, []int{5, 5, 4, 4}) || !slices.Equal(workers, []int{2, 1, 2, 1, 1, 1, 1, 1}) {
 		t.Errorf("%d of %d slots covered, sizes %v, workers (6 and 2 split) %v", len(seen), len(all), sizes, workers)
+	}
+}
+
+// Batches holds each cell's slots in schedule order, Batch at a time with the last one smaller, never mixing
+// cells; the batches of the shards of a run start at distinct seqs, which are their ids.
+func TestBatches(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Strategies, cfg.ImageQualities, cfg.TasksPerStrategy, cfg.Batch = []string{"poll", "project-poll"}, []int{50, 90}, 7, 3
+	slots := Schedule(cfg)
+	batches := Batches(cfg, slots)
+	if len(batches) != cfg.Batches() || cfg.Batches() != 4*3 {
+		t.Fatalf("%d batches, Batches() %d", len(batches), cfg.Batches())
+	}
+	seen := map[int]bool{}
+	sizes := map[[2]any][]int{}
+	for _, b := range batches {
+		c := [2]any{b[0].Strategy, b[0].ImageQuality}
+		for i, s := range b {
+			if s.Strategy != b[0].Strategy || s.ImageQuality != b[0].ImageQuality || seen[s.Seq] || (i > 0 && s.Seq <= b[i-1].Seq) {
+				t.Fatalf("batch %v mixes cells, repeats or reorders slots", b)
+			}
+			seen[s.Seq] = true
+		}
+		sizes[c] = append(sizes[c], len(b))
+	}
+	for c, sz := range sizes {
+		if fmt.Sprint(sz) != "[3 3 1]" {
+			t.Errorf("cell %v: batch sizes %v, want [3 3 1]", c, sz)
+		}
+	}
+	if len(seen) != len(slots) {
+		t.Errorf("%d of %d slots in batches", len(seen), len(slots))
+	}
+	ids := map[int]bool{}
+	for i := range 2 {
+		sc := cfg
+		sc.ShardIndex, sc.ShardCount = i, 2
+		for _, b := range Batches(sc, ShardSlots(sc, slots)) {
+			if ids[b[0].Seq] {
+				t.Errorf("two shards have a batch starting at seq %d", b[0].Seq)
+			}
+			ids[b[0].Seq] = true
+		}
 	}
 }

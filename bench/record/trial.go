@@ -77,7 +77,8 @@ type Trial struct {
 	ServerProcessingMs *float64       `json:"server_processing_ms,omitempty"` // request finished - started (server clock)
 	Requests           int            `json:"requests"`                       // HTTP attempts while waiting (retries count)
 	RequestsByEndpoint map[string]int `json:"requests_by_endpoint,omitempty"` // "GET /api/jobs 200" -> n
-	// Batch runs (Config.Batch): the trial's batch (1-based, in the order batches started) and its size.
+	// Batch runs (Config.Batch): the trial's batch, by id (its first trial's seq + 1, unique in the run and
+	// across its shards), and its size.
 	Batch     int `json:"batch,omitempty"`
 	BatchSize int `json:"batch_size,omitempty"`
 	// BatchMakespanMs is the batch's first create_sent_at to its last jobs_obtained_at, on every trial of the
