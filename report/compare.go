@@ -203,7 +203,7 @@ func collect(run *Run, sweep, segmentSweep bool) map[compareKey]*samples {
 		if t.DetectionDelayMs != nil {
 			s.det = append(s.det, *t.DetectionDelayMs)
 		}
-		s.req = append(s.req, float64(t.Requests))
+		s.req = append(s.req, t.WaitRequests())
 	}
 	for _, s := range out {
 		slices.Sort(s.e2e)

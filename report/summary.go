@@ -267,11 +267,7 @@ func summarizeRow(strategy string, quality int, trials []record.Trial, ps, detPs
 			continue
 		}
 		row.OK++
-		if t.RequestsShare != nil {
-			reqs = append(reqs, *t.RequestsShare)
-		} else {
-			reqs = append(reqs, float64(t.Requests))
-		}
+		reqs = append(reqs, t.WaitRequests())
 		if t.Batch > 0 && t.BatchMakespanMs != nil {
 			makespans[t.Batch] = *t.BatchMakespanMs
 		}

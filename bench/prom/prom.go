@@ -233,7 +233,7 @@ func (m *Metrics) TrialFinished(rec record.Trial) {
 		m.timeToJobs.WithLabelValues(s, rec.Result).Observe(v)
 	}
 	if rec.UploadDoneAt != nil {
-		m.requestsPerTask.WithLabelValues(s).Observe(float64(rec.Requests))
+		m.requestsPerTask.WithLabelValues(s).Observe(rec.WaitRequests())
 	}
 	if v, ok := seconds(rec.DetectionDelayMs); ok {
 		m.overshoot.WithLabelValues(s).Observe(v)

@@ -145,3 +145,12 @@ const (
 
 // ChunkModes lists the accepted values of Config.Chunks besides "".
 var ChunkModes = []string{ChunksFirst, ChunksAll, ChunksNone}
+
+// WaitRequests is the trial's waiting requests per task: RequestsShare for a project-level strategy, whose
+// calls covered its whole batch, Requests otherwise.
+func (t Trial) WaitRequests() float64 {
+	if t.RequestsShare != nil {
+		return *t.RequestsShare
+	}
+	return float64(t.Requests)
+}
