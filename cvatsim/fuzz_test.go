@@ -55,13 +55,17 @@ func FuzzUploadParsing(f *testing.F) {
 	f.Add(uint8(5), "application/offset+octet-stream", jpeg, "3", "")
 	f.Add(uint8(0), "multipart/form-data; boundary=", []byte("--\r\n"), "", "")
 	f.Add(uint8(0), "text/plain", []byte("hello"), "", "")
+	f.Add(uint8(128), "multipart/form-data; boundary=B", []byte(mp), "", "")
+	f.Add(uint8(131), "application/json", []byte(`{"image_quality":70,"job_file_mapping":[["a.jpg"],["b.jpg"]]}`), "", "")
 
 	prof, err := cvatsim.LookupProfile("instant")
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, mode uint8, contentType string, body []byte, h1, h2 string) {
-		s, err := cvatsim.New(cvatsim.Options{Profile: prof, WebhookRetryDelays: []time.Duration{}})
+		// The high bit of mode turns on the pre-allocated jobs what-if: its rows come from the same parse.
+		s, err := cvatsim.New(cvatsim.Options{Profile: prof, WebhookRetryDelays: []time.Duration{},
+			WhatIf: cvatsim.WhatIf{PreallocJobs: mode >= 128}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,6 +116,7 @@ func FuzzUploadParsing(f *testing.F) {
 		if rec.Code != http.StatusAccepted {
 			return
 		}
+		fuzzCall(t, h, http.MethodGet, "/api/jobs?task_id="+strconv.Itoa(task.ID)+"&page_size=all", nil, nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if _, err := s.WaitJobsVisible(ctx, task.ID); err != nil {
