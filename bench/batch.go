@@ -210,8 +210,8 @@ func setMakespan(trials []record.Trial) {
 
 // setupFailure is the record of a slot whose batch could not start: it failed creating, before any task.
 func (r *Runner) setupFailure(runCtx, bctx context.Context, runID string, files []cvat.File, s Slot, err error) record.Trial {
-	rec := record.Trial{RunID: runID, Seq: s.Seq, Strategy: s.Strategy, ImageQuality: s.ImageQuality, Images: len(files),
-		SegmentSize: s.SegmentSize, FailedIn: record.PhaseCreate, CreateSentAt: record.Stamp(r.clock.Now())}
+	rec := slotRecord(runID, files, s)
+	rec.FailedIn, rec.CreateSentAt = record.PhaseCreate, record.Stamp(r.clock.Now())
 	r.observer.TrialStarted(s.Strategy)
 	rec.Result, rec.ErrorClass = classify(runCtx, bctx, err)
 	rec.Error = err.Error()

@@ -29,22 +29,7 @@ func batchConfig(t *testing.T, strategies ...string) bench.Config {
 func runBatch(t *testing.T, srv *cvatsim.Server, base string, cfg bench.Config) (bench.Result, *report.Run) {
 	t.Helper()
 	admin := loginClient(t, base, "admin", "admin")
-	r, err := bench.New(cfg, bench.WithClient(admin), bench.WithClock(fastClock{}),
-		bench.WithGroundTruth(func(ctx context.Context, id int) (time.Time, bool, error) {
-			tl, ok := srv.Timeline(id)
-			return tl.JobsVisibleAt, ok && !tl.JobsVisibleAt.IsZero(), nil
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := r.Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := report.Load(res.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, run := runOnSim(t, srv, admin, cfg)
 	// Whatever happened, the run leaves nothing behind: tasks, batch projects, batch webhooks.
 	if n := srv.TaskCount(); n != 0 {
 		t.Errorf("%d tasks left on the emulator", n)

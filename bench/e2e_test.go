@@ -67,6 +67,29 @@ func loginClient(t testing.TB, base, user, password string) *cvat.Client {
 	return c
 }
 
+// runOnSim runs cfg with client against srv, on the fast clock with the emulator's timeline as ground truth,
+// and loads what the run saved.
+func runOnSim(t *testing.T, srv *cvatsim.Server, client *cvat.Client, cfg bench.Config) (bench.Result, *report.Run) {
+	t.Helper()
+	r, err := bench.New(cfg, bench.WithClient(client), bench.WithClock(fastClock{}),
+		bench.WithGroundTruth(func(_ context.Context, id int) (time.Time, bool, error) {
+			tl, ok := srv.Timeline(id)
+			return tl.JobsVisibleAt, ok && !tl.JobsVisibleAt.IsZero(), nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := report.Load(res.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, run
+}
+
 func TestRunAgainstEmulator(t *testing.T) {
 	srv, base := newSim(t)
 	admin := loginClient(t, base, "admin", "admin")

@@ -13,7 +13,6 @@ import (
 	"github.com/cvatbench/cvatbench/bench/record"
 	"github.com/cvatbench/cvatbench/cvat"
 	"github.com/cvatbench/cvatbench/cvatsim"
-	"github.com/cvatbench/cvatbench/report"
 	"github.com/cvatbench/cvatbench/strategies"
 )
 
@@ -75,22 +74,7 @@ func TestEveryStrategyUnderFaults(t *testing.T) {
 	cfg.BackoffInitial, cfg.BackoffMax, cfg.SafetyPoll = time.Millisecond, 4*time.Millisecond, 20*time.Millisecond
 	cfg.WebhookListen = "127.0.0.1:0"
 	cfg.OutDir = t.TempDir()
-	r, err := bench.New(cfg, bench.WithClient(client), bench.WithClock(fastClock{}),
-		bench.WithGroundTruth(func(_ context.Context, id int) (time.Time, bool, error) {
-			tl, ok := srv.Timeline(id)
-			return tl.JobsVisibleAt, ok && !tl.JobsVisibleAt.IsZero(), nil
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := r.Run(context.Background())
-	if err != nil {
-		t.Fatalf("run under faults: %v", err)
-	}
-	run, err := report.Load(res.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, run := runOnSim(t, srv, client, cfg)
 	if len(run.Trials) != cfg.Trials() || res.Recorded != cfg.Trials() {
 		t.Fatalf("%d trials recorded (result %d), planned %d", len(run.Trials), res.Recorded, cfg.Trials())
 	}

@@ -103,9 +103,10 @@ func (r *Runner) openLoop(ctx context.Context, runID string, files []cvat.File, 
 		select {
 		case slotsFree <- struct{}{}:
 		default:
-			records <- record.Trial{RunID: runID, Seq: s.Seq, Strategy: s.Strategy, ImageQuality: s.ImageQuality,
-				SegmentSize: s.SegmentSize, Images: len(files), IntendedAt: record.Stamp(intended), Result: record.ResultDropped,
-				Error: fmt.Sprintf("dropped: due while %d trials were in flight (--max-in-flight)", r.cfg.InFlightLimit())}
+			rec := slotRecord(runID, files, s)
+			rec.IntendedAt, rec.Result = record.Stamp(intended), record.ResultDropped
+			rec.Error = fmt.Sprintf("dropped: due while %d trials were in flight (--max-in-flight)", r.cfg.InFlightLimit())
+			records <- rec
 			continue
 		}
 		wg.Go(func() {

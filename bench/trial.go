@@ -51,6 +51,12 @@ func (r *Runner) trial(runCtx context.Context, runID string, files []cvat.File, 
 	return r.finishTrial(runCtx, st, out, err, r.clock.Now(), waits)
 }
 
+// slotRecord is the record of slot s before anything happened: what the schedule says of it.
+func slotRecord(runID string, files []cvat.File, s Slot) record.Trial {
+	return record.Trial{RunID: runID, Seq: s.Seq, Strategy: s.Strategy, ImageQuality: s.ImageQuality, Images: len(files),
+		SegmentSize: s.SegmentSize}
+}
+
 // startedTrial is a trial past its upload, ready to wait.
 type startedTrial struct {
 	rec        record.Trial
@@ -70,10 +76,7 @@ func (st *startedTrial) strategyTrial() strategies.Trial {
 // returns the completed record and false.
 func (r *Runner) startTrial(runCtx, tctx context.Context, runID string, files []cvat.File, s Slot, intended *time.Time,
 	projectID int) (*startedTrial, bool) {
-	st := &startedTrial{projectID: projectID, images: len(files), rec: record.Trial{
-		RunID: runID, Seq: s.Seq, Strategy: s.Strategy, ImageQuality: s.ImageQuality, Images: len(files),
-		SegmentSize: s.SegmentSize,
-	}}
+	st := &startedTrial{projectID: projectID, images: len(files), rec: slotRecord(runID, files, s)}
 	rec := &st.rec
 	if intended != nil {
 		rec.IntendedAt = record.Stamp(*intended)
