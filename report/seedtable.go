@@ -126,8 +126,12 @@ func seedNotes(s *Summary, rows []SeedRow) []string {
 		"(create sent → job IDs known, upload included) on %s, and detect_p50 is what the wait adds after the jobs were visible",
 		cmpOr(s.Server, "an unnamed server"))}
 	for _, sr := range rows {
-		if sr.Best != nil {
+		switch {
+		case sr.Best != nil:
 			notes = append(notes, sr.Approach.Name+": "+sr.Approach.Why)
+		case contains(sr.Approach.Strategies, "prealloc") && strings.HasPrefix(s.Server, "emulator"):
+			notes = append(notes, sr.Approach.Name+": no CVAT release has it; a run with --sim-what-if prealloc-jobs "+
+				"--strategies prealloc measures what the emulator's what-if would give, to set beside this run")
 		}
 	}
 	return notes

@@ -51,6 +51,13 @@ func TestSeedTable(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
 	}
+	// On the emulator, the row of the server-side change says how to measure it.
+	if notes := strings.Join(seedNotes(&Summary{Server: "emulator profile cvat-default"}, rows), "\n"); !strings.Contains(notes, "--sim-what-if prealloc-jobs") {
+		t.Errorf("notes on the emulator lack the what-if:\n%s", notes)
+	}
+	if notes := strings.Join(seedNotes(s, rows), "\n"); strings.Contains(notes, "--sim-what-if") {
+		t.Errorf("notes off the emulator name the what-if:\n%s", notes)
+	}
 	// One approach alone is no comparison: no section.
 	one := fixtureRun([]int{70})
 	one.Meta.Config.Strategies = []string{"poll"}
